@@ -1,0 +1,50 @@
+# pacsnode — two commands for a newcomer:
+#   make serve   create the venv, install pacsnode, run it (SQLite + files in ./pacsnode-data)
+#   make test    install the test tools (DCMTK from Debian, Python test deps) and run the suite
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+ARGS   ?=
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: serve install test test-deps lint typecheck unit bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+serve: install
+	$(BIN)/pacsnode serve $(ARGS)
+
+# DCMTK's command-line tools are what the integration tests drive pacsnode with.
+test-deps: install
+	@if ! /usr/bin/storescu --version 2>/dev/null | grep -qi dcmtk; then \
+	  echo "installing DCMTK from Debian's packages"; \
+	  $(SUDO) apt-get install -y -q dcmtk >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dcmtk; }; \
+	fi
+
+lint: install
+	$(BIN)/ruff check src tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/python -m pytest tests/unit
+
+test: test-deps lint typecheck
+	$(BIN)/python -m pytest
+
+bench: test-deps
+	$(BIN)/python bench/ingest.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

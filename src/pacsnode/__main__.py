@@ -1,0 +1,5 @@
+"""``python -m pacsnode``."""
+
+from pacsnode.cli.main import main
+
+main()

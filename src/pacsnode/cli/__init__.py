@@ -1,0 +1,1 @@
+"""The ``pacsnode`` command line."""

@@ -1,0 +1,30 @@
+"""``pacsnode``: serve, import, ls, show, check, delete, echo, send, synth."""
+
+from __future__ import annotations
+
+import click
+
+from pacsnode import __version__
+from pacsnode.cli import archive_cmds, network_cmds, serve, synth
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pacsnode")
+def cli() -> None:
+    """pacsnode: a DICOM archive (PACS). Settings come from flags, then PACSNODE_*
+    environment variables, then a TOML file (--config), then defaults."""
+
+
+cli.add_command(serve.serve)
+for command in archive_cmds.COMMANDS + network_cmds.COMMANDS:
+    cli.add_command(command)
+cli.add_command(synth.synth)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""``pacsnode serve``: run the node (the DICOM listener; the web front end comes later on
+``--http-port``)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pacsnode.cli.options import common_options, settings_from
+from pacsnode.core.archive import Archive
+from pacsnode.core.consistency import STALE_TEMP_SECONDS
+from pacsnode.dimse import server
+
+log = logging.getLogger("pacsnode.serve")
+
+
+@click.command()
+@common_options
+@click.option("--aet", help="Our AE title [PACSNODE].")
+@click.option("--dicom-host", help="Address to listen on [0.0.0.0].")
+@click.option("--dicom-port", type=int, help="DICOM port [11112].")
+@click.option("--http-port", type=int, help="HTTP port, reserved for the web front end [8042].")
+@click.option("--duplicate-policy", type=click.Choice(["replace", "keep", "reject"]),
+              help="A SOP Instance UID received again with different content [replace].")
+@click.option("--max-associations", type=int, help="Simultaneous associations [100].")
+@click.option("--max-pdu-size", type=int, help="Largest PDU we accept, bytes [4194304].")
+@click.option("--require-called-aet/--any-called-aet", default=None,
+              help="Refuse associations not addressed to our AE title [any].")
+@click.option("--acse-timeout", type=float, help="Seconds to wait for association "
+              "messages [30].")
+@click.option("--dimse-timeout", type=float, help="Seconds to wait for DIMSE messages [60].")
+@click.option("--network-timeout", type=float, help="Seconds an idle connection is kept [60].")
+def serve(config_file: Path | None, **cli: Any) -> None:
+    """Run the PACS: receive (C-STORE) and answer C-ECHO until stopped (Ctrl-C, SIGTERM)."""
+    settings = settings_from(config_file, **cli)
+    archive = Archive(settings)
+    for temp in archive.store.stale_temps(STALE_TEMP_SECONDS):
+        archive.store.discard_temp(temp)
+    counts = archive.counts()
+    log.info("archive %s (index %s): %d patients, %d studies, %d instances",
+             settings.data_dir.resolve(), archive.engine.url.render_as_string(
+                 hide_password=True), counts["patients"], counts["studies"],
+             counts["instances"])
+    dicom = server.start(settings, archive)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("signal %d: shutting down", signum)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    click.echo(f"pacsnode ready: DICOM {settings.aet} on port "
+               f"{dicom.server_address[1]}, data in {settings.data_dir}", err=True)
+    try:
+        stop.wait()
+    finally:
+        dicom.shutdown()
+        archive.close()
+        log.info("stopped")

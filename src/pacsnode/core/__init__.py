@@ -1,0 +1,1 @@
+"""The archive core: ingest, query, retrieve, delete. No network code lives here."""

@@ -1,0 +1,242 @@
+"""The public face of the archive core: every front end (CLI, DIMSE, web) and every Python
+script goes through :class:`Archive`.
+
+>>> archive = Archive.open("pacsnode-data")                    # doctest: +SKIP
+>>> archive.ingest("ct.dcm").outcome                           # doctest: +SKIP
+<Outcome.STORED: 'stored'>
+>>> [s.columns["study_instance_uid"] for s in archive.studies()]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pydicom
+import sqlalchemy as sa
+from pydicom.dataset import Dataset
+from pydicom.filewriter import dcmwrite
+
+from pacsnode.config import Settings, normalise_db_url
+from pacsnode.core import consistency
+from pacsnode.core.ingest import Expectation, Ingestor
+from pacsnode.core.results import DeleteResult, IngestResult, Node
+from pacsnode.index import dicom_json, migrate, writer
+from pacsnode.index.engine import create_engine, read_transaction, write_transaction
+from pacsnode.index.levels import Level
+from pacsnode.index.schema import instance, patient, series, study
+from pacsnode.storage.filesystem import FileSystemStore
+
+log = logging.getLogger(__name__)
+
+Source = str | Path | bytes | Dataset | BinaryIO
+
+_TABLES = {Level.PATIENT: patient, Level.STUDY: study, Level.SERIES: series,
+           Level.IMAGE: instance}
+_UID_COLUMNS = {Level.STUDY: study.c.study_instance_uid,
+                Level.SERIES: series.c.series_instance_uid,
+                Level.IMAGE: instance.c.sop_instance_uid}
+
+
+def _node(level: Level, row: Any) -> Node:
+    columns = dict(row)
+    attrs = dicom_json.loads(columns.pop("attrs", None))
+    return Node(level=level.value, columns=columns, attributes=attrs)
+
+
+class Archive:
+    """A pacsnode archive: an index database plus a blob store.
+
+    Open one with :meth:`open`; it is safe to use from several threads, and several
+    processes may open the same archive at once.
+    """
+
+    def __init__(self, settings: Settings, *, migrate_schema: bool = True) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.engine = create_engine(settings.db_url)
+        if migrate_schema:
+            migrate.upgrade(self.engine)
+        self.store = FileSystemStore(settings.data_dir / "files", fsync=settings.fsync)
+        self._ingestor = Ingestor(self.engine, self.store, aet=settings.aet,
+                                  duplicate_policy=settings.duplicate_policy)
+
+    @classmethod
+    def open(cls, location: str | Path | Settings | None = None, *, db: str | None = None,
+             **options: Any) -> Archive:
+        """Open (creating if needed) the archive in data directory ``location``.
+
+        ``db`` (or a ``location`` that is a database URL) selects the index; the default is
+        SQLite inside the data directory. Other keyword arguments are :class:`Settings`
+        fields, e.g. ``duplicate_policy="keep"``.
+        """
+        if isinstance(location, Settings):
+            return cls(location)
+        if isinstance(location, str) and "://" in location:
+            db, location = location, options.pop("data_dir", None)
+        data_dir = Path(location) if location is not None else Settings.data_dir
+        settings = Settings(data_dir=data_dir, db=normalise_db_url(db) if db else None,
+                            **options)
+        return cls(settings)
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- ingest ---------------------------------------------------------------------------
+
+    def ingest(self, source: Source, *, sending_aet: str = "",
+               expect_sop_class: str | None = None,
+               expect_sop_instance: str | None = None) -> IngestResult:
+        """Store and index one DICOM data set: a file path, the bytes of a file, an open
+        binary file, or a pydicom :class:`~pydicom.dataset.Dataset`.
+
+        Never raises for bad input: the result says stored, already present, replaced,
+        kept existing, or rejected with a reason. ``expect_*`` are the UIDs the request
+        announced (a C-STORE's Affected SOP Class/Instance UID); a data set that differs is
+        rejected.
+        """
+        expect = Expectation(expect_sop_class, expect_sop_instance)
+        if isinstance(source, str | Path):
+            with open(source, "rb") as fh:
+                return self._ingestor.ingest_stream(fh, sending_aet=sending_aet, expect=expect)
+        if isinstance(source, bytes):
+            return self._ingestor.ingest_stream(io.BytesIO(source), sending_aet=sending_aet,
+                                                expect=expect)
+        if isinstance(source, Dataset):
+            buf = io.BytesIO()
+            dcmwrite(buf, source, enforce_file_format=True)
+            buf.seek(0)
+            return self._ingestor.ingest_stream(buf, sending_aet=sending_aet, expect=expect)
+        return self._ingestor.ingest_stream(source, sending_aet=sending_aet, expect=expect)
+
+    # -- browse ---------------------------------------------------------------------------
+
+    def _list(self, level: Level, where: sa.ColumnElement[bool] | None,
+              order: list[Any]) -> list[Node]:
+        table = _TABLES[level]
+        query = sa.select(table).order_by(*order)
+        if where is not None:
+            query = query.where(where)
+        with read_transaction(self.engine) as conn:
+            return [_node(level, r) for r in conn.execute(query).mappings()]
+
+    def patients(self) -> list[Node]:
+        """Every patient, by Patient ID."""
+        return self._list(Level.PATIENT, None, [patient.c.patient_id, patient.c.pk])
+
+    def studies(self, patient_pk: int | None = None) -> list[Node]:
+        """Every study (of one patient, by its index key, if given), by date."""
+        where = study.c.patient_fk == patient_pk if patient_pk is not None else None
+        return self._list(Level.STUDY, where, [study.c.study_date, study.c.study_time,
+                                                study.c.pk])
+
+    def series(self, study_uid: str) -> list[Node]:
+        """The series of a study, by Series Number."""
+        sub = sa.select(study.c.pk).where(study.c.study_instance_uid == study_uid)
+        return self._list(Level.SERIES, series.c.study_fk.in_(sub.scalar_subquery()),
+                          [series.c.series_number, series.c.pk])
+
+    def instances(self, series_uid: str) -> list[Node]:
+        """The instances of a series, by Instance Number."""
+        sub = sa.select(series.c.pk).where(series.c.series_instance_uid == series_uid)
+        return self._list(Level.IMAGE, instance.c.series_fk.in_(sub.scalar_subquery()),
+                          [instance.c.instance_number, instance.c.pk])
+
+    def counts(self) -> dict[str, int]:
+        """How many patients, studies, series and instances the index holds."""
+        with read_transaction(self.engine) as conn:
+            return {
+                name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+                for name, t in (("patients", patient), ("studies", study),
+                                ("series", series), ("instances", instance))
+            }
+
+    def find(self, uid: str) -> Node | None:
+        """The study, series or instance with this UID (or the patient with this Patient
+        ID), whichever exists, with all its indexed attributes."""
+        with read_transaction(self.engine) as conn:
+            for level, column in _UID_COLUMNS.items():
+                row = conn.execute(sa.select(_TABLES[level]).where(column == uid)
+                                   ).mappings().first()
+                if row is not None:
+                    return _node(level, row)
+            row = conn.execute(sa.select(patient).where(patient.c.patient_id == uid)
+                               ).mappings().first()
+            return _node(Level.PATIENT, row) if row is not None else None
+
+    # -- retrieve -------------------------------------------------------------------------
+
+    def open_instance(self, sop_instance_uid: str) -> BinaryIO:
+        """The stored file of an instance (pacsnode's file meta, then the data set exactly
+        as received). Raises KeyError if the instance is not in the archive."""
+        with read_transaction(self.engine) as conn:
+            row = writer.find_instance(conn, sop_instance_uid)
+        if row is None:
+            raise KeyError(sop_instance_uid)
+        return self.store.open(row["storage_key"])
+
+    def read_instance(self, sop_instance_uid: str, *,
+                      stop_before_pixels: bool = False) -> Dataset:
+        """The instance parsed by pydicom."""
+        with self.open_instance(sop_instance_uid) as fh:
+            return pydicom.dcmread(fh, stop_before_pixels=stop_before_pixels)
+
+    def instance_keys(self, uid: str) -> Iterator[str]:
+        """The SOP Instance UIDs below a patient (Patient ID), study, series or instance."""
+        node = self.find(uid)
+        if node is None:
+            return iter(())
+        with read_transaction(self.engine) as conn:
+            query = self._instances_below(Level(node.level), node.columns["pk"])
+            return iter(list(conn.execute(query.with_only_columns(
+                instance.c.sop_instance_uid)).scalars()))
+
+    @staticmethod
+    def _instances_below(level: Level, pk: int) -> sa.Select[Any]:
+        query = (sa.select(instance, series.c.study_fk, study.c.patient_fk)
+                 .join(series, series.c.pk == instance.c.series_fk)
+                 .join(study, study.c.pk == series.c.study_fk))
+        column = {Level.PATIENT: study.c.patient_fk, Level.STUDY: study.c.pk,
+                  Level.SERIES: series.c.pk, Level.IMAGE: instance.c.pk}[level]
+        return query.where(column == pk)
+
+    # -- delete ---------------------------------------------------------------------------
+
+    def delete(self, uid: str) -> DeleteResult | None:
+        """Remove a patient (by Patient ID), study, series or instance: index rows first (so
+        nothing refers to a missing file), then files. ``None`` if the UID is unknown."""
+        node = self.find(uid)
+        if node is None:
+            return None
+        level = Level(node.level)
+        with write_transaction(self.engine) as conn:
+            rows = [dict(r) for r in conn.execute(
+                self._instances_below(level, node.columns["pk"])).mappings()]
+            writer.remove_instances(conn, rows)
+            if level is Level.PATIENT:
+                conn.execute(patient.delete().where(patient.c.pk == node.columns["pk"]))
+        for row in rows:
+            self.store.delete(row["storage_key"])
+        log.info("deleted %s %s (%d instances)", level.value.lower(), uid, len(rows))
+        return DeleteResult(level=level.value, uid=uid, instances=len(rows))
+
+    # -- consistency ----------------------------------------------------------------------
+
+    def check(self, *, repair: bool = False, verify_hashes: bool = False,
+              progress: Any = None) -> consistency.CheckReport:
+        """Compare index and files: missing files, orphan files, size (and with
+        ``verify_hashes`` content) mismatches. ``repair`` adopts complete orphan files,
+        removes superseded ones and stale temporary files, and drops index rows whose file
+        is gone."""
+        return consistency.check(self, repair=repair, verify_hashes=verify_hashes,
+                                 progress=progress)

@@ -1,0 +1,184 @@
+"""Reading a DICOM file's header without its bulk data, and writing pacsnode's own file meta
+information (PS3.10 7.1) in front of a data set kept byte for byte as received."""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filereader import read_partial
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+import pacsnode
+
+# Root under which pacsnode's Implementation Class UID lives (a UUID-derived 2.25 UID, PS3.5 B.2).
+IMPLEMENTATION_CLASS_UID = "2.25.178204562209843870934620957462170891841"
+IMPLEMENTATION_VERSION_NAME = f"PACSNODE_{pacsnode.__version__}"[:16]
+
+DEFER_SIZE = 64 * 1024  # values larger than this are not read while indexing
+PIXEL_TAGS = (0x7FE00008, 0x7FE00009, 0x7FE00010)
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR",
+             b"UT", b"UV"}
+
+
+class InvalidDicom(ValueError):
+    """The bytes are not a DICOM data set pacsnode can store (the message says why)."""
+
+
+@dataclass(frozen=True)
+class ParsedHeader:
+    """A data set's header and where its encoded bytes start in the source."""
+
+    dataset: Dataset
+    transfer_syntax: str
+    data_offset: int
+
+
+def _stop_at_pixels(tag: object, vr: str | None, length: int) -> bool:
+    return int(tag) in PIXEL_TAGS  # type: ignore[call-overload]
+
+
+def _transfer_syntax_of(ds: pydicom.FileDataset) -> str:
+    ts = ds.file_meta.get("TransferSyntaxUID") if ds.file_meta is not None else None
+    if ts:
+        return str(ts).strip("\x00 ")
+    implicit, little = ds.original_encoding
+    if implicit:
+        return ImplicitVRLittleEndian
+    return ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+
+
+def _data_offset(fp: BinaryIO) -> int:
+    """Where the data set begins: after the preamble and the file meta group, if present."""
+    fp.seek(0)
+    head = fp.read(132)
+    pos = 132 if len(head) == 132 and head[128:132] == b"DICM" else 0
+    fp.seek(pos)
+    while True:
+        elem = fp.read(8)
+        if len(elem) < 8:
+            break
+        group = struct.unpack("<H", elem[:2])[0]
+        if group != 0x0002:
+            break
+        vr = elem[4:6]
+        if vr in _LONG_VRS:
+            length = struct.unpack("<I", fp.read(4))[0]
+            pos += 12 + length
+        elif vr.isalpha() and vr.isupper():
+            pos += 8 + struct.unpack("<H", elem[6:8])[0]
+        else:  # implicit VR file meta (non-conformant but seen in the wild)
+            pos += 8 + struct.unpack("<I", elem[4:8])[0]
+        fp.seek(pos)
+    return pos
+
+
+def read_header(fp: BinaryIO) -> ParsedHeader:
+    """Parse the header of the DICOM file in ``fp`` (seekable), stopping before pixel data,
+    and check that the pixel data that follows is complete (a truncated file is refused)."""
+    try:
+        offset = _data_offset(fp)
+        fp.seek(0)
+        ds = read_partial(fp, stop_when=_stop_at_pixels, defer_size=DEFER_SIZE, force=True)
+        stop = fp.tell()
+    except Exception as exc:  # pydicom signals bad input with many exception types
+        raise InvalidDicom(f"not a readable DICOM data set: {exc}") from exc
+    if len(ds) == 0:
+        raise InvalidDicom("not a DICOM data set: no attributes could be read")
+    ts = _transfer_syntax_of(ds)
+    if ts != DeflatedExplicitVRLittleEndian:
+        _check_complete(fp, stop, implicit=ds.original_encoding[0],
+                        little=ds.original_encoding[1])
+    return ParsedHeader(dataset=ds, transfer_syntax=ts, data_offset=offset)
+
+
+def _check_complete(fp: BinaryIO, pos: int, *, implicit: bool, little: bool) -> None:
+    """Walk the top-level elements from ``pos`` (pixel data onwards) without reading their
+    values, refusing a file that ends before an element's announced length."""
+    end = fp.seek(0, io.SEEK_END)
+    order = "<" if little else ">"
+    while pos < end:
+        fp.seek(pos)
+        head = fp.read(8)
+        if len(head) < 8:
+            raise InvalidDicom("truncated: file ends inside an element header")
+        group, element = struct.unpack(order + "HH", head[:4])
+        if implicit:
+            length = struct.unpack(order + "I", head[4:8])[0]
+            pos += 8
+        elif head[4:6] in _LONG_VRS:
+            more = fp.read(4)
+            if len(more) < 4:
+                raise InvalidDicom("truncated: file ends inside an element header")
+            length = struct.unpack(order + "I", more)[0]
+            pos += 12
+        else:
+            length = struct.unpack(order + "H", head[6:8])[0]
+            pos += 8
+        if length == 0xFFFFFFFF:
+            if (group << 16 | element) not in PIXEL_TAGS:
+                return  # an undefined-length sequence after pixel data: not walked
+            pos = _skip_fragments(fp, pos, end, order)
+            continue
+        if pos + length > end:
+            tag = f"({group:04X},{element:04X})"
+            raise InvalidDicom(f"truncated: {tag} announces {length} bytes, "
+                               f"{end - pos} remain in the file")
+        pos += length
+
+
+def _skip_fragments(fp: BinaryIO, pos: int, end: int, order: str) -> int:
+    """Skip encapsulated pixel data items up to and including the sequence delimiter."""
+    while True:
+        fp.seek(pos)
+        head = fp.read(8)
+        if len(head) < 8:
+            raise InvalidDicom("truncated: encapsulated pixel data has no sequence delimiter")
+        group, element, length = struct.unpack(order + "HHI", head)
+        pos += 8
+        if (group, element) == (0xFFFE, 0xE0DD):
+            return pos
+        if (group, element) != (0xFFFE, 0xE000):
+            raise InvalidDicom("encapsulated pixel data holds a non-item element")
+        if pos + length > end:
+            raise InvalidDicom("truncated: a pixel data fragment runs past the end of the file")
+        pos += length
+
+
+def file_meta(
+    *,
+    sop_class_uid: str,
+    sop_instance_uid: str,
+    transfer_syntax: str,
+    source_aet: str,
+    sending_aet: str = "",
+) -> FileMetaDataset:
+    """pacsnode's file meta information for a stored instance (PS3.10 7.1)."""
+    meta = FileMetaDataset()
+    meta.FileMetaInformationVersion = b"\x00\x01"
+    meta.MediaStorageSOPClassUID = sop_class_uid
+    meta.MediaStorageSOPInstanceUID = sop_instance_uid
+    meta.TransferSyntaxUID = transfer_syntax
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    meta.SourceApplicationEntityTitle = source_aet
+    if sending_aet:
+        meta.SendingApplicationEntityTitle = sending_aet
+        meta.ReceivingApplicationEntityTitle = source_aet
+    return meta
+
+
+def write_preamble_and_meta(fh: BinaryIO, meta: FileMetaDataset) -> None:
+    """Write the 128-byte preamble, 'DICM' and the file meta group (with its group length)."""
+    fh.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(fh, meta, enforce_standard=True)  # type: ignore[arg-type]

@@ -1,0 +1,207 @@
+"""Ingest: check a data set, store it byte for byte, index it — in the order that makes a
+success durable and a crash harmless.
+
+1. Parse the header only (stop before pixel data; large values are not read) and check the
+   minimum an archive needs: SOP Class/Instance, Study and Series Instance UIDs.
+2. Copy the data set's encoded bytes, unchanged, behind pacsnode's own file meta information
+   into a temporary file in the store, hashing them on the way.
+3. If the SOP Instance UID is indexed with the same hash: already present, nothing changes.
+4. fsync the file, link it to its key, fsync the directory.
+5. Commit the index rows (replacing the old instance's rows under the ``replace`` policy).
+6. Only then delete the replaced file, if any.
+
+A crash before 5 leaves a complete file the index does not know (``check --repair`` adopts
+or removes it); a crash after 5 leaves, at worst, a replaced file not yet deleted (an orphan
+``check --repair`` removes). Nothing half-written is ever indexed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import sqlalchemy.exc
+from pydicom.dataset import Dataset
+from sqlalchemy.engine import Engine
+
+from pacsnode.core import dicom_file
+from pacsnode.core.results import IngestResult, Outcome, RejectReason
+from pacsnode.index import records, writer
+from pacsnode.index.engine import read_transaction, write_transaction
+from pacsnode.storage.base import StorageError
+from pacsnode.storage.filesystem import FileSystemStore
+
+log = logging.getLogger(__name__)
+
+COPY_CHUNK = 1024 * 1024
+UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What the request said the data set is (C-STORE's Affected SOP Class/Instance UID)."""
+
+    sop_class_uid: str | None = None
+    sop_instance_uid: str | None = None
+
+
+def storage_key(study_uid: str, sop_uid: str, digest: str) -> str:
+    """Where an instance's file lives: spread over 65,536 directories by study, one directory
+    per study, the digest in the name so a replacement never overwrites what is indexed."""
+    h = hashlib.sha1(study_uid.encode("ascii")).hexdigest()
+    return f"{h[:2]}/{h[2:4]}/{study_uid}/{sop_uid}.{digest[:16]}.dcm"
+
+
+def _uid(ds: Dataset, keyword: str) -> str:
+    try:
+        value = ds.get(keyword)
+    except Exception:
+        return ""
+    return str(value).strip("\x00 ") if value is not None else ""
+
+
+def _check_uids(ds: Dataset, expect: Expectation) -> tuple[RejectReason, str] | None:
+    """The minimum an archive needs, and agreement with the request (PS3.4 B.2.3)."""
+    for keyword in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
+        value = _uid(ds, keyword)
+        if not value:
+            return RejectReason.MISSING_UID, f"{keyword} is missing"
+        if len(value) > 64 or not UID_RE.match(value):
+            return RejectReason.MISSING_UID, f"{keyword} {value[:70]!r} is not a valid UID"
+    if expect.sop_class_uid and _uid(ds, "SOPClassUID") != expect.sop_class_uid:
+        return (RejectReason.SOP_CLASS_MISMATCH,
+                f"SOPClassUID {_uid(ds, 'SOPClassUID')} differs from the request's "
+                f"{expect.sop_class_uid}")
+    if expect.sop_instance_uid and _uid(ds, "SOPInstanceUID") != expect.sop_instance_uid:
+        return (RejectReason.UID_MISMATCH,
+                f"SOPInstanceUID {_uid(ds, 'SOPInstanceUID')} differs from the request's "
+                f"{expect.sop_instance_uid}")
+    return None
+
+
+class Ingestor:
+    """Runs the ingest steps against one store and one index."""
+
+    def __init__(self, engine: Engine, store: FileSystemStore, *, aet: str,
+                 duplicate_policy: str = "replace") -> None:
+        self.engine = engine
+        self.store = store
+        self.aet = aet
+        self.duplicate_policy = duplicate_policy
+
+    def ingest_stream(self, fp: BinaryIO, *, sending_aet: str = "",
+                      expect: Expectation | None = None) -> IngestResult:
+        """Ingest the DICOM file (or bare data set) readable from seekable ``fp``."""
+        expect = expect or Expectation()
+        try:
+            header = dicom_file.read_header(fp)
+        except dicom_file.InvalidDicom as exc:
+            return IngestResult(Outcome.REJECTED, reason=RejectReason.CANNOT_UNDERSTAND,
+                                detail=str(exc))
+        ds = header.dataset
+        problem = _check_uids(ds, expect)
+        ids = dict(sop_instance_uid=_uid(ds, "SOPInstanceUID"),
+                   sop_class_uid=_uid(ds, "SOPClassUID"),
+                   study_instance_uid=_uid(ds, "StudyInstanceUID"),
+                   transfer_syntax=header.transfer_syntax)
+        if problem is not None:
+            return IngestResult(Outcome.REJECTED, reason=problem[0], detail=problem[1], **ids)
+        try:
+            record = records.extract(ds)
+        except Exception as exc:  # a header pydicom read but cannot convert
+            return IngestResult(Outcome.REJECTED, reason=RejectReason.CANNOT_UNDERSTAND,
+                                detail=f"cannot index the data set: {exc}", **ids)
+        meta = dicom_file.file_meta(
+            sop_class_uid=ids["sop_class_uid"], sop_instance_uid=ids["sop_instance_uid"],
+            transfer_syntax=header.transfer_syntax, source_aet=self.aet,
+            sending_aet=sending_aet)
+        try:
+            temp, digest, size, offset = self._write_temp(fp, header.data_offset, meta)
+        except OSError as exc:
+            return IngestResult(Outcome.REJECTED, reason=RejectReason.OUT_OF_RESOURCES,
+                                detail=f"cannot write the file: {exc}", **ids)
+        try:
+            return self._place(temp, record, ids, digest, size, offset, sending_aet)
+        except (StorageError, OSError, sqlalchemy.exc.SQLAlchemyError) as exc:
+            log.error("ingest of %s failed: %s", ids["sop_instance_uid"], exc)
+            return IngestResult(Outcome.REJECTED, reason=RejectReason.OUT_OF_RESOURCES,
+                                detail=f"storage or index unavailable: {exc}", **ids)
+        finally:
+            self.store.discard_temp(temp)
+
+    def _write_temp(self, fp: BinaryIO, data_offset: int,
+                    meta: object) -> tuple[Path, str, int, int]:
+        """Copy meta + data set bytes to a temporary file; returns it, the data set's sha256,
+        the file size and the offset of the data set in the file."""
+        fh, temp = self.store.new_temp()
+        try:
+            with fh:
+                dicom_file.write_preamble_and_meta(fh, meta)  # type: ignore[arg-type]
+                offset = fh.tell()
+                fp.seek(data_offset)
+                h = hashlib.sha256()
+                while chunk := fp.read(COPY_CHUNK):
+                    h.update(chunk)
+                    fh.write(chunk)
+                size = fh.tell()
+                self.store.fsync_file(fh)
+        except BaseException:
+            self.store.discard_temp(temp)
+            raise
+        return temp, h.hexdigest(), size, offset
+
+    def _place(self, temp: Path, record: records.InstanceRecord, ids: dict[str, str],
+               digest: str, size: int, offset: int, sending_aet: str) -> IngestResult:
+        sop_uid = ids["sop_instance_uid"]
+        key = storage_key(ids["study_instance_uid"], sop_uid, digest)
+        file_row = {"transfer_syntax_uid": ids["transfer_syntax"], "storage_key": key,
+                    "file_size": size, "data_offset": offset, "digest": digest,
+                    "source_aet": sending_aet[:16]}
+        for _attempt in range(3):
+            with read_transaction(self.engine) as conn:
+                existing = writer.find_instance(conn, sop_uid)
+            if existing is not None and existing["digest"] == digest:
+                if self.store.place(temp, existing["storage_key"]):
+                    log.warning("restored the missing file of %s", sop_uid)
+                return IngestResult(Outcome.ALREADY_PRESENT, **ids)
+            if existing is not None and self.duplicate_policy != "replace":
+                if self.duplicate_policy == "keep":
+                    return IngestResult(Outcome.KEPT_EXISTING, **ids,
+                                        detail="a different instance with this UID is kept")
+                return IngestResult(Outcome.REJECTED, reason=RejectReason.DUPLICATE_REJECTED,
+                                    detail="an instance with this SOP Instance UID exists "
+                                           "with different content", **ids)
+            created = self.store.place(temp, key)
+            try:
+                with write_transaction(self.engine) as conn:
+                    current = writer.find_instance(conn, sop_uid)
+                    if current is not None and (existing is None
+                                                or current["pk"] != existing["pk"]):
+                        raise _Retry()
+                    if current is not None:
+                        writer.remove_instances(conn, [current])
+                    writer.add_instance(conn, record, file_row, time.time())
+            except (_Retry, sqlalchemy.exc.IntegrityError):
+                # Another association indexed this SOP Instance UID meanwhile: decide again.
+                if created:
+                    self.store.delete(key)
+                continue
+            except BaseException:
+                if created:
+                    self.store.delete(key)
+                raise
+            if existing is not None:
+                self.store.delete(existing["storage_key"])
+                return IngestResult(Outcome.REPLACED, **ids)
+            return IngestResult(Outcome.STORED, **ids)
+        return IngestResult(Outcome.REJECTED, reason=RejectReason.OUT_OF_RESOURCES,
+                            detail="the instance kept changing under concurrent writers", **ids)
+
+
+class _Retry(Exception):
+    """The index changed between lookup and write; run the decision again."""

@@ -1,0 +1,2 @@
+"""DIMSE front end: pynetdicom handlers for each DICOM network service, thin, calling the
+archive core."""

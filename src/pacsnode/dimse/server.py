@@ -1,0 +1,58 @@
+"""The DICOM listener: one pynetdicom application entity serving Verification and every
+storage SOP class pynetdicom knows, in every transfer syntax pydicom knows, with timeouts
+so that idle or half-open connections never hold up anyone else (PS3.8 9.1.4 ARTIM)."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from typing import Any
+
+from pydicom.uid import AllTransferSyntaxes
+from pynetdicom import AE, AllStoragePresentationContexts, _config
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.transport import AssociationServer
+
+from pacsnode.config import Settings
+from pacsnode.core.archive import Archive
+from pacsnode.dimse import transport_tuning
+from pacsnode.dimse.storage_scp import StorageService
+
+log = logging.getLogger(__name__)
+
+# pynetdicom logs every PDU at INFO/DEBUG; that belongs to debugging, not to a PACS log.
+_config.LOG_HANDLER_LEVEL = "none"
+# Spool received data sets to disk instead of memory (bounded memory for any size).
+_config.STORE_RECV_CHUNKED_DATASET = True
+
+
+def build_ae(settings: Settings) -> AE:
+    """The application entity with pacsnode's contexts, limits and timeouts."""
+    transport_tuning.install(settings.max_pdu_size)
+    ae = AE(ae_title=settings.aet)
+    ae.maximum_associations = settings.max_associations
+    ae.maximum_pdu_size = settings.max_pdu_size
+    ae.acse_timeout = settings.acse_timeout
+    ae.dimse_timeout = settings.dimse_timeout
+    ae.network_timeout = settings.network_timeout
+    ae.require_called_aet = settings.require_called_aet
+    syntaxes = list(AllTransferSyntaxes)
+    ae.add_supported_context(Verification, syntaxes)
+    for context in AllStoragePresentationContexts:
+        ae.add_supported_context(context.abstract_syntax, syntaxes)
+    return ae
+
+
+def start(settings: Settings, archive: Archive) -> AssociationServer:
+    """Start listening (non-blocking); returns the server to ``shutdown()`` later."""
+    # pynetdicom spools with tempfile's default directory: put it on the store's volume.
+    tempfile.tempdir = str(archive.store.temp_dir)
+    ae = build_ae(settings)
+    service = StorageService(archive)
+    handlers: list[Any] = service.handlers()
+    server = ae.start_server((settings.dicom_host, settings.dicom_port), block=False,
+                             evt_handlers=handlers)
+    host, port = server.server_address[:2]
+    log.info("DICOM listener %s on %s:%s (%d storage SOP classes)", settings.aet, host, port,
+             len(AllStoragePresentationContexts))
+    return server

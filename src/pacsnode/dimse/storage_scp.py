@@ -1,0 +1,109 @@
+"""C-STORE SCP (PS3.4 Annex B) and Verification SCP (PS3.4 Annex A) handlers.
+
+The received data set is spooled to a file by pynetdicom (``STORE_RECV_CHUNKED_DATASET``),
+in the store's temporary directory, so memory stays bounded whatever its size; the core
+reads only its header and copies its bytes unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections import Counter
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pynetdicom import evt
+
+from pacsnode.core.archive import Archive
+from pacsnode.dimse import statuses
+
+log = logging.getLogger(__name__)
+
+
+def _peer(event: Any) -> str:
+    req = event.assoc.requestor
+    return f"{req.ae_title}@{req.address}:{req.port}"
+
+
+class StorageService:
+    """Handlers bound to one archive; keeps per-association counts for the log."""
+
+    def __init__(self, archive: Archive) -> None:
+        self.archive = archive
+        self._counts: dict[int, Counter[str]] = {}
+        self._lock = threading.Lock()
+
+    def handlers(self) -> list[tuple[Any, Any]]:
+        """The (event, handler) pairs to bind to the server."""
+        return [
+            (evt.EVT_C_STORE, self.on_store),
+            (evt.EVT_C_ECHO, self.on_echo),
+            (evt.EVT_ESTABLISHED, self.on_established),
+            (evt.EVT_RELEASED, self.on_finished),
+            (evt.EVT_ABORTED, self.on_finished),
+            (evt.EVT_CONN_CLOSE, self.on_closed),
+        ]
+
+    def on_echo(self, event: Any) -> int:
+        """C-ECHO: always Success (PS3.4 A.4)."""
+        log.debug("C-ECHO from %s", _peer(event))
+        return statuses.SUCCESS
+
+    def on_store(self, event: Any) -> Dataset:
+        """C-STORE: ingest the spooled data set; answer only after it is durable."""
+        req = event.request
+        peer = event.assoc.requestor.ae_title
+        try:
+            result = self.archive.ingest(
+                event.dataset_path,
+                sending_aet=peer,
+                expect_sop_class=str(req.AffectedSOPClassUID),
+                expect_sop_instance=str(req.AffectedSOPInstanceUID),
+            )
+            status = statuses.store_status(result)
+        except Exception as exc:  # never let a bug take the association down silently
+            log.exception("C-STORE from %s: unexpected failure", _peer(event))
+            rsp = Dataset()
+            rsp.Status = statuses.PROCESSING_FAILURE
+            rsp.ErrorComment = f"internal error: {type(exc).__name__}"[:64]
+            return rsp
+        with self._lock:
+            self._counts.setdefault(id(event.assoc), Counter())[result.outcome.value] += 1
+        rsp = Dataset()
+        rsp.Status = status
+        if status != statuses.SUCCESS:
+            rsp.ErrorComment = result.detail[:64]
+            log.warning("C-STORE from %s refused (0x%04X) %s: %s", _peer(event), status,
+                        req.AffectedSOPInstanceUID, result.detail)
+        else:
+            log.debug("C-STORE from %s: %s %s", _peer(event), result.outcome.value,
+                      result.sop_instance_uid)
+        return rsp
+
+    def on_established(self, event: Any) -> None:
+        log.info("association from %s to %s established", _peer(event),
+                 event.assoc.acceptor.ae_title)
+
+    def on_finished(self, event: Any) -> None:
+        with self._lock:
+            counts = self._counts.pop(id(event.assoc), Counter())
+        how = "released" if event.event is evt.EVT_RELEASED else "aborted"
+        summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no instances"
+        log.info("association from %s %s: %s", _peer(event), how, summary)
+
+    def on_closed(self, event: Any) -> None:
+        """A connection that dropped mid-transfer leaves pynetdicom's spool file behind:
+        remove it, so nothing of a half-received instance is kept."""
+        with self._lock:
+            self._counts.pop(id(event.assoc), None)
+        message = getattr(getattr(event.assoc, "dimse", None), "message", None)
+        spool = getattr(message, "_data_set_file", None)
+        if spool is not None:
+            with contextlib.suppress(OSError):
+                spool.close()
+                os.unlink(spool.name)
+            log.warning("connection from %s closed mid-transfer; partial data set discarded",
+                        _peer(event))

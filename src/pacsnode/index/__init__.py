@@ -1,0 +1,1 @@
+"""The index: what is stored, where, and the attributes queries match on."""

@@ -1,0 +1,123 @@
+"""The index schema (SQLAlchemy 2 Core), one table per level of the DICOM hierarchy.
+
+The keys C-FIND matches on (PS3.4 C.6.1.1.2–C.6.1.1.5 and C.6.2.1: required, unique and the
+usual optional keys) are real columns with indexes; each level also keeps its full attribute
+set as DICOM JSON text (``attrs``). Person names have a ``*_norm`` column, upper-cased, so
+case-insensitive and wildcard matching can use an index. Derived attributes (Number of
+Patient/Study/Series Related …, Modalities in Study, SOP Classes in Study) are columns kept
+right by every ingest, replace and delete.
+
+Changing this file means adding an Alembic migration under ``migrations/versions``.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+UID = sa.String(64)
+SHORT = sa.String(64)
+LONG = sa.String(1024)
+
+patient = sa.Table(
+    "patient",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("patient_id", SHORT, nullable=False),
+    sa.Column("issuer_of_patient_id", SHORT, nullable=False),
+    sa.Column("patient_name", LONG, nullable=False),
+    sa.Column("patient_name_norm", LONG, nullable=False),
+    sa.Column("patient_birth_date", sa.String(8), nullable=False),
+    sa.Column("patient_sex", sa.String(16), nullable=False),
+    sa.Column("num_studies", sa.Integer, nullable=False),
+    sa.Column("num_series", sa.Integer, nullable=False),
+    sa.Column("num_instances", sa.Integer, nullable=False),
+    sa.Column("attrs", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("patient_id", "issuer_of_patient_id"),
+    sa.Index(None, "patient_name_norm"),
+    sa.Index(None, "patient_birth_date"),
+)
+
+study = sa.Table(
+    "study",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("patient_fk", sa.Integer, sa.ForeignKey("patient.pk"), nullable=False),
+    sa.Column("study_instance_uid", UID, nullable=False, unique=True),
+    sa.Column("study_date", sa.String(8), nullable=False),
+    sa.Column("study_time", sa.String(16), nullable=False),
+    sa.Column("accession_number", SHORT, nullable=False),
+    sa.Column("study_id", sa.String(16), nullable=False),
+    sa.Column("referring_physician_name", LONG, nullable=False),
+    sa.Column("referring_physician_name_norm", LONG, nullable=False),
+    sa.Column("study_description", LONG, nullable=False),
+    sa.Column("modalities_in_study", sa.String(256), nullable=False),
+    sa.Column("sop_classes_in_study", sa.Text, nullable=False),
+    sa.Column("num_series", sa.Integer, nullable=False),
+    sa.Column("num_instances", sa.Integer, nullable=False),
+    sa.Column("attrs", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index(None, "patient_fk"),
+    sa.Index(None, "study_date", "study_time"),
+    sa.Index(None, "accession_number"),
+    sa.Index(None, "study_id"),
+    sa.Index(None, "referring_physician_name_norm"),
+)
+
+series = sa.Table(
+    "series",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("study_fk", sa.Integer, sa.ForeignKey("study.pk"), nullable=False),
+    sa.Column("series_instance_uid", UID, nullable=False, unique=True),
+    sa.Column("modality", sa.String(16), nullable=False),
+    sa.Column("series_number", sa.Integer, nullable=True),
+    sa.Column("series_description", LONG, nullable=False),
+    sa.Column("series_date", sa.String(8), nullable=False),
+    sa.Column("series_time", sa.String(16), nullable=False),
+    sa.Column("body_part_examined", sa.String(16), nullable=False),
+    sa.Column("station_name", sa.String(16), nullable=False),
+    sa.Column("pps_start_date", sa.String(8), nullable=False),
+    sa.Column("pps_start_time", sa.String(16), nullable=False),
+    sa.Column("num_instances", sa.Integer, nullable=False),
+    sa.Column("attrs", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index(None, "study_fk"),
+    sa.Index(None, "modality"),
+)
+
+instance = sa.Table(
+    "instance",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("series_fk", sa.Integer, sa.ForeignKey("series.pk"), nullable=False),
+    sa.Column("sop_instance_uid", UID, nullable=False, unique=True),
+    sa.Column("sop_class_uid", UID, nullable=False),
+    sa.Column("instance_number", sa.Integer, nullable=True),
+    sa.Column("content_date", sa.String(8), nullable=False),
+    sa.Column("content_time", sa.String(16), nullable=False),
+    sa.Column("number_of_frames", sa.Integer, nullable=True),
+    sa.Column("rows", sa.Integer, nullable=True),
+    sa.Column("columns", sa.Integer, nullable=True),
+    sa.Column("transfer_syntax_uid", UID, nullable=False),
+    sa.Column("storage_key", sa.String(512), nullable=False),
+    sa.Column("file_size", sa.BigInteger, nullable=False),
+    sa.Column("data_offset", sa.Integer, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("source_aet", sa.String(16), nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("attrs", sa.Text, nullable=False),
+    sa.Index(None, "series_fk"),
+    sa.Index(None, "sop_class_uid"),
+    sa.Index(None, "storage_key"),
+)

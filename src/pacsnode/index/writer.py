@@ -1,0 +1,220 @@
+"""Writing the index: add and remove instances, keeping the hierarchy and the derived
+attributes right (PS3.4 C.3.2 Number of Patient/Study/Series Related …, Modalities in
+Study, SOP Classes in Study).
+
+Every function takes a connection inside a write transaction; the caller commits. The
+common path (a new instance in a known series) costs a handful of indexed statements; a
+data set that moves a study to another patient, or a series to another study, triggers a
+full recount of the rows it touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from pacsnode.index.records import InstanceRecord, Row
+from pacsnode.index.schema import instance, patient, series, study
+
+_ZERO_PATIENT = {"num_studies": 0, "num_series": 0, "num_instances": 0}
+_ZERO_STUDY = {"num_series": 0, "num_instances": 0, "modalities_in_study": "",
+               "sop_classes_in_study": ""}
+
+
+def _insert_ignore(conn: Connection, table: sa.Table, values: Row) -> bool:
+    """INSERT that does nothing when a concurrent writer created the same row first.
+    Returns whether this statement inserted the row."""
+    if conn.dialect.name == "postgresql":
+        stmt: Any = postgresql.insert(table).values(values).on_conflict_do_nothing()
+    elif conn.dialect.name == "sqlite":
+        stmt = sqlite.insert(table).values(values).on_conflict_do_nothing()
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        stmt = table.insert().values(values)
+    return bool(conn.execute(stmt).rowcount == 1)
+
+
+def _get_or_create(
+    conn: Connection, table: sa.Table, where: sa.ColumnElement[bool], values: Row
+) -> tuple[Row, bool]:
+    """The row matching ``where``, creating it from ``values`` if absent.
+    Returns the row as a dict and whether it was created here."""
+    row = conn.execute(sa.select(table).where(where)).mappings().first()
+    if row is not None:
+        return dict(row), False
+    created = _insert_ignore(conn, table, values)
+    row = conn.execute(sa.select(table).where(where)).mappings().one()
+    return dict(row), created
+
+
+def _refresh(conn: Connection, table: sa.Table, row: Row, new: Row, now: float) -> None:
+    """Update a level's attributes to the latest instance's, if they changed."""
+    changed = {k: v for k, v in new.items() if row.get(k) != v}
+    if changed:
+        changed["updated_at"] = now
+        conn.execute(table.update().where(table.c.pk == row["pk"]).values(changed))
+
+
+def _append_value(multi: str, value: str) -> str | None:
+    """``multi`` ('\\'-joined) with ``value`` added, or ``None`` if already there or empty."""
+    if not value:
+        return None
+    values = multi.split("\\") if multi else []
+    if value in values:
+        return None
+    return "\\".join(sorted([*values, value]))
+
+
+def add_instance(conn: Connection, rec: InstanceRecord, file_row: Row, now: float) -> int:
+    """Index a new instance (its SOP Instance UID must not be indexed yet).
+    Returns the new instance's primary key."""
+    pat, _ = _get_or_create(
+        conn,
+        patient,
+        sa.and_(patient.c.patient_id == rec.patient["patient_id"],
+                patient.c.issuer_of_patient_id == rec.patient["issuer_of_patient_id"]),
+        {**rec.patient, **_ZERO_PATIENT, "updated_at": now},
+    )
+    _refresh(conn, patient, pat, rec.patient, now)
+
+    st, st_new = _get_or_create(
+        conn,
+        study,
+        study.c.study_instance_uid == rec.study["study_instance_uid"],
+        {**rec.study, **_ZERO_STUDY, "patient_fk": pat["pk"], "created_at": now,
+         "updated_at": now},
+    )
+    moved: set[tuple[int, int]] = set()  # (patient_pk, study_pk) pairs needing a recount
+    if st["patient_fk"] != pat["pk"]:
+        moved.add((st["patient_fk"], st["pk"]))
+        conn.execute(study.update().where(study.c.pk == st["pk"]).values(patient_fk=pat["pk"]))
+    _refresh(conn, study, st, rec.study, now)
+
+    se, se_new = _get_or_create(
+        conn,
+        series,
+        series.c.series_instance_uid == rec.series["series_instance_uid"],
+        {**rec.series, "num_instances": 0, "study_fk": st["pk"], "updated_at": now},
+    )
+    if se["study_fk"] != st["pk"]:
+        old_study = conn.execute(
+            sa.select(study.c.pk, study.c.patient_fk).where(study.c.pk == se["study_fk"])
+        ).one()
+        moved.add((old_study.patient_fk, old_study.pk))
+        conn.execute(series.update().where(series.c.pk == se["pk"]).values(study_fk=st["pk"]))
+    _refresh(conn, series, se, rec.series, now)
+
+    result = conn.execute(
+        instance.insert().values({**rec.instance, **file_row, "series_fk": se["pk"],
+                                  "received_at": now})
+    )
+    inst_pk = int(result.inserted_primary_key[0])
+
+    if moved:
+        moved.add((pat["pk"], st["pk"]))
+        recount(conn, {p for p, _ in moved}, {s for _, s in moved})
+        return inst_pk
+
+    conn.execute(series.update().where(series.c.pk == se["pk"])
+                 .values(num_instances=series.c.num_instances + 1))
+    study_values: dict[str, Any] = {"num_instances": study.c.num_instances + 1}
+    patient_values: dict[str, Any] = {"num_instances": patient.c.num_instances + 1}
+    if se_new:
+        study_values["num_series"] = study.c.num_series + 1
+        patient_values["num_series"] = patient.c.num_series + 1
+        modalities = _append_value(st["modalities_in_study"], rec.series["modality"])
+        if modalities is not None:
+            study_values["modalities_in_study"] = modalities
+    if st_new:
+        patient_values["num_studies"] = patient.c.num_studies + 1
+    sop_classes = _append_value(st["sop_classes_in_study"], rec.instance["sop_class_uid"])
+    if sop_classes is not None:
+        study_values["sop_classes_in_study"] = sop_classes
+    conn.execute(study.update().where(study.c.pk == st["pk"]).values(study_values))
+    conn.execute(patient.update().where(patient.c.pk == pat["pk"]).values(patient_values))
+    return inst_pk
+
+
+def find_instance(conn: Connection, sop_instance_uid: str) -> Row | None:
+    """The instance row with its series, study and patient keys, or ``None``."""
+    query = (
+        sa.select(instance, series.c.study_fk, study.c.patient_fk)
+        .join(series, series.c.pk == instance.c.series_fk)
+        .join(study, study.c.pk == series.c.study_fk)
+        .where(instance.c.sop_instance_uid == sop_instance_uid)
+    )
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def remove_instances(conn: Connection, rows: Iterable[Row]) -> None:
+    """Remove instance rows (as returned by :func:`find_instance`) and recount their parents;
+    series, studies and patients left empty are removed too."""
+    rows = list(rows)
+    if not rows:
+        return
+    conn.execute(instance.delete().where(instance.c.pk.in_([r["pk"] for r in rows])))
+    recount(conn, {r["patient_fk"] for r in rows}, {r["study_fk"] for r in rows},
+            {r["series_fk"] for r in rows})
+
+
+def recount(
+    conn: Connection,
+    patient_pks: Iterable[int],
+    study_pks: Iterable[int],
+    series_pks: Iterable[int] = (),
+) -> None:
+    """Recompute derived attributes from the rows below, deleting rows left empty.
+    Order matters: series, then studies, then patients."""
+    study_pks = set(study_pks)
+    series_pks = set(series_pks)
+    if study_pks:
+        series_pks |= set(conn.execute(
+            sa.select(series.c.pk).where(series.c.study_fk.in_(study_pks))).scalars())
+    for se_pk in series_pks:
+        n = conn.execute(sa.select(sa.func.count()).select_from(instance)
+                         .where(instance.c.series_fk == se_pk)).scalar_one()
+        if n == 0:
+            conn.execute(series.delete().where(series.c.pk == se_pk))
+        else:
+            conn.execute(series.update().where(series.c.pk == se_pk).values(num_instances=n))
+    for st_pk in study_pks:
+        _recount_study(conn, st_pk)
+    for pat_pk in set(patient_pks):
+        _recount_patient(conn, pat_pk)
+
+
+def _recount_study(conn: Connection, st_pk: int) -> None:
+    se_rows = conn.execute(
+        sa.select(series.c.modality, series.c.num_instances).where(series.c.study_fk == st_pk)
+    ).all()
+    if not se_rows:
+        conn.execute(study.delete().where(study.c.pk == st_pk))
+        return
+    sop_classes = conn.execute(
+        sa.select(instance.c.sop_class_uid).distinct()
+        .join(series, series.c.pk == instance.c.series_fk).where(series.c.study_fk == st_pk)
+    ).scalars()
+    conn.execute(study.update().where(study.c.pk == st_pk).values(
+        num_series=len(se_rows),
+        num_instances=sum(r.num_instances for r in se_rows),
+        modalities_in_study="\\".join(sorted({r.modality for r in se_rows if r.modality})),
+        sop_classes_in_study="\\".join(sorted(set(sop_classes))),
+    ))
+
+
+def _recount_patient(conn: Connection, pat_pk: int) -> None:
+    st_rows = conn.execute(
+        sa.select(study.c.num_series, study.c.num_instances).where(study.c.patient_fk == pat_pk)
+    ).all()
+    if not st_rows:
+        conn.execute(patient.delete().where(patient.c.pk == pat_pk))
+        return
+    conn.execute(patient.update().where(patient.c.pk == pat_pk).values(
+        num_studies=len(st_rows),
+        num_series=sum(r.num_series for r in st_rows),
+        num_instances=sum(r.num_instances for r in st_rows),
+    ))

@@ -1,0 +1,135 @@
+"""Blobs as files under a root directory.
+
+Durability (what a C-STORE success promises): the temporary file is fsynced, renamed to its
+final name, and the directory holding it is fsynced, so that both the bytes and the name
+survive a power cut. Directories created on the way are fsynced into their parents too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from pacsnode.storage.base import StorageError
+
+BLOB_SUFFIX = ".dcm"
+TEMP_DIR_NAME = "tmp"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FileSystemStore:
+    """A :class:`~pacsnode.storage.base.BlobStore` on a local (or mounted) filesystem."""
+
+    def __init__(self, root: Path, *, fsync: bool = True) -> None:
+        self.root = root
+        self.fsync = fsync
+        self.temp_dir = root / TEMP_DIR_NAME
+        self._make_dirs(self.temp_dir)
+
+    def path_of(self, key: str) -> Path:
+        """The file holding ``key``; keys never escape the root."""
+        if key.startswith("/") or ".." in key.split("/"):
+            raise StorageError(f"invalid blob key {key!r}")
+        return self.root / key
+
+    def _make_dirs(self, directory: Path) -> None:
+        """Create ``directory`` and its missing parents, fsyncing each new entry's parent."""
+        missing: list[Path] = []
+        current = directory
+        while not current.exists():
+            missing.append(current)
+            current = current.parent
+        for path in reversed(missing):
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            if self.fsync:
+                _fsync_dir(path.parent)
+
+    def new_temp(self) -> tuple[BinaryIO, Path]:
+        fd, name = tempfile.mkstemp(suffix=".part", dir=self.temp_dir)
+        return os.fdopen(fd, "wb"), Path(name)
+
+    def fsync_file(self, fh: BinaryIO) -> None:
+        """Flush and fsync an open temporary file (called by the writer before closing it)."""
+        fh.flush()
+        if self.fsync:
+            os.fsync(fh.fileno())
+
+    def place(self, temp: Path, key: str) -> bool:
+        """Make ``temp`` durable and give it the name ``key`` (a hard link, so ``temp`` stays
+        until discarded). Returns False when ``key`` already exists: keys embed the content
+        digest, so an existing file holds the same bytes and is left untouched."""
+        target = self.path_of(key)
+        try:
+            if self.fsync:
+                fd = os.open(temp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            self._make_dirs(target.parent)
+            try:
+                os.link(temp, target)
+            except FileExistsError:
+                return False
+            if self.fsync:
+                _fsync_dir(target.parent)
+            return True
+        except OSError as exc:
+            raise StorageError(exc.errno, f"cannot store blob {key}: {exc.strerror}") from exc
+
+    def discard_temp(self, temp: Path) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+
+    def open(self, key: str) -> BinaryIO:
+        return self.path_of(key).open("rb")
+
+    def size(self, key: str) -> int:
+        return self.path_of(key).stat().st_size
+
+    def exists(self, key: str) -> bool:
+        return self.path_of(key).is_file()
+
+    def delete(self, key: str) -> None:
+        path = self.path_of(key)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        # Remove now-empty directories up to the root, so deleted studies leave no litter.
+        parent = path.parent
+        while parent != self.root and parent != self.temp_dir:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
+
+    def keys(self) -> Iterator[str]:
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            if Path(dirpath) == self.root and TEMP_DIR_NAME in dirnames:
+                dirnames.remove(TEMP_DIR_NAME)
+            dirnames.sort()
+            rel = Path(dirpath).relative_to(self.root)
+            for name in sorted(filenames):
+                if name.endswith(BLOB_SUFFIX):
+                    yield (rel / name).as_posix()
+
+    def stale_temps(self, older_than_s: float) -> Iterator[Path]:
+        cutoff = time.time() - older_than_s
+        for entry in os.scandir(self.temp_dir):
+            if entry.is_file() and entry.stat().st_mtime < cutoff:
+                yield Path(entry.path)
