@@ -77,7 +77,7 @@ class Archive:
             return cls(location)
         if isinstance(location, str) and "://" in location:
             db, location = location, options.pop("data_dir", None)
-        data_dir = Path(location) if location is not None else Settings.data_dir
+        data_dir = Path(str(location)) if location is not None else Path("pacsnode-data")
         settings = Settings(data_dir=data_dir, db=normalise_db_url(db) if db else None,
                             **options)
         return cls(settings)

@@ -13,6 +13,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filereader import read_partial
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import (
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
@@ -97,8 +98,8 @@ def read_header(fp: BinaryIO) -> ParsedHeader:
         raise InvalidDicom("not a DICOM data set: no attributes could be read")
     ts = _transfer_syntax_of(ds)
     if ts != DeflatedExplicitVRLittleEndian:
-        _check_complete(fp, stop, implicit=ds.original_encoding[0],
-                        little=ds.original_encoding[1])
+        implicit, little = ds.original_encoding
+        _check_complete(fp, stop, implicit=bool(implicit), little=little is not False)
     return ParsedHeader(dataset=ds, transfer_syntax=ts, data_offset=offset)
 
 
@@ -166,10 +167,10 @@ def file_meta(
     """pacsnode's file meta information for a stored instance (PS3.10 7.1)."""
     meta = FileMetaDataset()
     meta.FileMetaInformationVersion = b"\x00\x01"
-    meta.MediaStorageSOPClassUID = sop_class_uid
-    meta.MediaStorageSOPInstanceUID = sop_instance_uid
-    meta.TransferSyntaxUID = transfer_syntax
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.MediaStorageSOPClassUID = UID(sop_class_uid)
+    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
+    meta.TransferSyntaxUID = UID(transfer_syntax)
+    meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
     meta.SourceApplicationEntityTitle = source_aet
     if sending_aet:

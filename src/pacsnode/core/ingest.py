@@ -23,7 +23,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import sqlalchemy.exc
 from pydicom.dataset import Dataset
@@ -105,7 +105,7 @@ class Ingestor:
                                 detail=str(exc))
         ds = header.dataset
         problem = _check_uids(ds, expect)
-        ids = dict(sop_instance_uid=_uid(ds, "SOPInstanceUID"),
+        ids: dict[str, Any] = dict(sop_instance_uid=_uid(ds, "SOPInstanceUID"),
                    sop_class_uid=_uid(ds, "SOPClassUID"),
                    study_instance_uid=_uid(ds, "StudyInstanceUID"),
                    transfer_syntax=header.transfer_syntax)
@@ -155,7 +155,7 @@ class Ingestor:
             raise
         return temp, h.hexdigest(), size, offset
 
-    def _place(self, temp: Path, record: records.InstanceRecord, ids: dict[str, str],
+    def _place(self, temp: Path, record: records.InstanceRecord, ids: dict[str, Any],
                digest: str, size: int, offset: int, sending_aet: str) -> IngestResult:
         sop_uid = ids["sop_instance_uid"]
         key = storage_key(ids["study_instance_uid"], sop_uid, digest)

@@ -39,6 +39,7 @@ def build_ae(settings: Settings) -> AE:
     syntaxes = list(AllTransferSyntaxes)
     ae.add_supported_context(Verification, syntaxes)
     for context in AllStoragePresentationContexts:
+        assert context.abstract_syntax is not None
         ae.add_supported_context(context.abstract_syntax, syntaxes)
     return ae
 
@@ -52,6 +53,7 @@ def start(settings: Settings, archive: Archive) -> AssociationServer:
     handlers: list[Any] = service.handlers()
     server = ae.start_server((settings.dicom_host, settings.dicom_port), block=False,
                              evt_handlers=handlers)
+    assert server is not None  # block=False always returns the server
     host, port = server.server_address[:2]
     log.info("DICOM listener %s on %s:%s (%d storage SOP classes)", settings.aet, host, port,
              len(AllStoragePresentationContexts))

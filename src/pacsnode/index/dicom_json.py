@@ -67,8 +67,8 @@ def split_levels(ds: Dataset) -> dict[Level, JsonDict]:
     JSON, grouped by the level that keeps it."""
     out: dict[Level, JsonDict] = {level: {} for level in Level}
     charset = ds.get_item(0x00080005)
-    for tag in ds:
-        tag = int(tag)
+    for base_tag in ds.keys():  # noqa: SIM118 - iterating a Dataset reads (deferred) values
+        tag = int(base_tag)
         group, elem_no = tag >> 16, tag & 0xFFFF
         if group == 0x0002 or elem_no == 0 or tag == 0xFFFAFFFA or tag == 0xFFFCFFFC:
             continue

@@ -111,7 +111,9 @@ def add_instance(conn: Connection, rec: InstanceRecord, file_row: Row, now: floa
         instance.insert().values({**rec.instance, **file_row, "series_fk": se["pk"],
                                   "received_at": now})
     )
-    inst_pk = int(result.inserted_primary_key[0])
+    key = result.inserted_primary_key
+    assert key is not None
+    inst_pk = int(key[0])
 
     if moved:
         moved.add((pat["pk"], st["pk"]))
