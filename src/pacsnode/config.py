@@ -62,9 +62,16 @@ class Settings:
     acse_timeout: float = 30.0
     dimse_timeout: float = 60.0
     network_timeout: float = 60.0
-    workers: int = 1
+    workers: int = 0  # receiving processes; 0 = automatic (CPU count, at most 4)
     fsync: bool = True
     peers: Mapping[str, Peer] = field(default_factory=dict)
+
+    @property
+    def receiving_processes(self) -> int:
+        """How many processes receive DICOM: ``workers``, or with 0 the CPU count (max 4)."""
+        if self.workers:
+            return self.workers
+        return max(1, min(4, os.cpu_count() or 1))
 
     @property
     def db_url(self) -> str:
@@ -186,7 +193,7 @@ def validate(settings: Settings) -> None:
         port = getattr(settings, port_name)
         if not 0 <= port <= 65535:
             raise ConfigError(f"{port_name} must be between 0 and 65535")
-    if settings.workers < 1:
-        raise ConfigError("workers must be at least 1")
+    if settings.workers < 0:
+        raise ConfigError("workers must be 0 (automatic) or more")
     if settings.max_associations < 1:
         raise ConfigError("max_associations must be at least 1")

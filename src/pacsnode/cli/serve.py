@@ -14,7 +14,7 @@ import click
 from pacsnode.cli.options import common_options, settings_from
 from pacsnode.core.archive import Archive
 from pacsnode.core.consistency import STALE_TEMP_SECONDS
-from pacsnode.dimse import server
+from pacsnode.dimse import server, workers
 
 log = logging.getLogger("pacsnode.serve")
 
@@ -35,6 +35,7 @@ log = logging.getLogger("pacsnode.serve")
               "messages [30].")
 @click.option("--dimse-timeout", type=float, help="Seconds to wait for DIMSE messages [60].")
 @click.option("--network-timeout", type=float, help="Seconds an idle connection is kept [60].")
+@click.option("--workers", type=int, help="Receiving processes; 0 = one per CPU, at most 4 [0].")
 def serve(config_file: Path | None, **cli: Any) -> None:
     """Run the PACS: receive (C-STORE) and answer C-ECHO until stopped (Ctrl-C, SIGTERM)."""
     settings = settings_from(config_file, **cli)
@@ -46,8 +47,19 @@ def serve(config_file: Path | None, **cli: Any) -> None:
              settings.data_dir.resolve(), archive.engine.url.render_as_string(
                  hide_password=True), counts["patients"], counts["studies"],
              counts["instances"])
-    dicom = server.start(settings, archive)
     stop = threading.Event()
+    processes = settings.receiving_processes
+    pool: workers.WorkerPool | None = None
+    if processes > 1:
+        sock = workers.listen(settings)
+        port = sock.getsockname()[1]
+        archive.close()  # each worker opens its own connections after the fork
+        pool = workers.WorkerPool(settings, sock, processes)
+        pool.start()
+        dicom = None
+    else:
+        dicom = server.start(settings, archive)
+        port = dicom.server_address[1]
 
     def on_signal(signum: int, _frame: Any) -> None:
         log.info("signal %d: shutting down", signum)
@@ -55,11 +67,17 @@ def serve(config_file: Path | None, **cli: Any) -> None:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    click.echo(f"pacsnode ready: DICOM {settings.aet} on port "
-               f"{dicom.server_address[1]}, data in {settings.data_dir}", err=True)
+    click.echo(f"pacsnode ready: DICOM {settings.aet} on port {port}, "
+               f"data in {settings.data_dir}", err=True)
     try:
-        stop.wait()
+        if pool is not None:
+            pool.watch(stop)
+        else:
+            stop.wait()
     finally:
-        dicom.shutdown()
+        if pool is not None:
+            pool.shutdown()
+        if dicom is not None:
+            dicom.shutdown()
         archive.close()
         log.info("stopped")

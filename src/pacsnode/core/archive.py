@@ -23,7 +23,7 @@ from pydicom.filewriter import dcmwrite
 from pacsnode.config import Settings, normalise_db_url
 from pacsnode.core import consistency
 from pacsnode.core.ingest import Expectation, Ingestor
-from pacsnode.core.results import DeleteResult, IngestResult, Node
+from pacsnode.core.results import DeleteResult, IngestResult, Node, Outcome, RejectReason
 from pacsnode.index import dicom_json, migrate, writer
 from pacsnode.index.engine import create_engine, read_transaction, write_transaction
 from pacsnode.index.levels import Level
@@ -45,6 +45,24 @@ def _node(level: Level, row: Any) -> Node:
     columns = dict(row)
     attrs = dicom_json.loads(columns.pop("attrs", None))
     return Node(level=level.value, columns=columns, attributes=attrs)
+
+
+def _encode(ds: Dataset) -> io.BytesIO:
+    """A data set's bytes: a Part-10 file, or the bare data set when no file meta can be made
+    (no transfer syntax, as for a data set built in memory: explicit VR little endian; or a
+    required UID missing, which ingest then reports)."""
+    buf = io.BytesIO()
+    try:
+        dcmwrite(buf, ds, enforce_file_format=True)
+    except (AttributeError, ValueError):
+        meta = getattr(ds, "file_meta", None)
+        known = ((meta is not None and "TransferSyntaxUID" in meta)
+                 or ds.original_encoding[0] is not None)
+        buf = io.BytesIO()
+        dcmwrite(buf, ds, enforce_file_format=False,
+                 **({} if known else {"implicit_vr": False, "little_endian": True}))
+    buf.seek(0)
+    return buf
 
 
 class Archive:
@@ -113,9 +131,11 @@ class Archive:
             return self._ingestor.ingest_stream(io.BytesIO(source), sending_aet=sending_aet,
                                                 expect=expect)
         if isinstance(source, Dataset):
-            buf = io.BytesIO()
-            dcmwrite(buf, source, enforce_file_format=True)
-            buf.seek(0)
+            try:
+                buf = _encode(source)
+            except Exception as exc:  # pydicom raises many types on values it cannot encode
+                return IngestResult(Outcome.REJECTED, reason=RejectReason.CANNOT_UNDERSTAND,
+                                    detail=f"cannot encode the data set: {exc}")
             return self._ingestor.ingest_stream(buf, sending_aet=sending_aet, expect=expect)
         return self._ingestor.ingest_stream(source, sending_aet=sending_aet, expect=expect)
 

@@ -1,5 +1,5 @@
-"""Reading a DICOM file's header without its bulk data, and writing pacsnode's own file meta
-information (PS3.10 7.1) in front of a data set kept byte for byte as received."""
+"""Reading a DICOM file's header without its bulk data, and encoding pacsnode's own file meta
+information (PS3.10 7.1) to put in front of a data set kept byte for byte as received."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
 from pydicom.filereader import read_partial
-from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import (
-    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
@@ -98,9 +97,32 @@ def read_header(fp: BinaryIO) -> ParsedHeader:
         raise InvalidDicom("not a DICOM data set: no attributes could be read")
     ts = _transfer_syntax_of(ds)
     if ts != DeflatedExplicitVRLittleEndian:
+        _check_values(ds, stop, fp.seek(0, io.SEEK_END))
         implicit, little = ds.original_encoding
         _check_complete(fp, stop, implicit=bool(implicit), little=little is not False)
     return ParsedHeader(dataset=ds, transfer_syntax=ts, data_offset=offset)
+
+
+def _check_values(ds: Dataset, stop: int, end: int) -> None:
+    """Refuse a file that ends inside an element read before the pixel data (pydicom
+    silently returns a short value, skips a deferred one past the end, and stops without a
+    word on a partial element header)."""
+    if stop > end:  # pydicom skipped a deferred value past the end
+        raise InvalidDicom("truncated: an element runs past the end of the file")
+    last_end: int | None = None
+    for tag in ds.keys():  # noqa: SIM118 - get_item must not convert the raw elements
+        raw = ds.get_item(tag)
+        if not isinstance(raw, RawDataElement) or raw.length == 0xFFFFFFFF:
+            last_end = None  # where an undefined length value ends is not known here
+            continue
+        last_end = raw.value_tell + raw.length
+        if last_end > end:
+            raise InvalidDicom(f"truncated: ({tag >> 16:04X},{tag & 0xFFFF:04X}) announces "
+                               f"{raw.length} bytes, {max(0, end - raw.value_tell)} remain "
+                               "in the file")
+    if stop >= end and last_end is not None and last_end < end:
+        raise InvalidDicom(f"truncated: the file ends with {end - last_end} bytes of a "
+                           "partial element header")
 
 
 def _check_complete(fp: BinaryIO, pos: int, *, implicit: bool, little: bool) -> None:
@@ -156,30 +178,38 @@ def _skip_fragments(fp: BinaryIO, pos: int, end: int, order: str) -> int:
         pos += length
 
 
-def file_meta(
+def _meta_element(tag: int, vr: bytes, value: bytes) -> bytes:
+    """One explicit VR little endian element of the file meta group (PS3.10 7.1)."""
+    if len(value) % 2:
+        value += b"\x00" if vr in (b"UI", b"OB") else b" "
+    head = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr
+    if vr == b"OB":
+        return head + struct.pack("<HI", 0, len(value)) + value
+    return head + struct.pack("<H", len(value)) + value
+
+
+def file_header(
     *,
     sop_class_uid: str,
     sop_instance_uid: str,
     transfer_syntax: str,
     source_aet: str,
     sending_aet: str = "",
-) -> FileMetaDataset:
-    """pacsnode's file meta information for a stored instance (PS3.10 7.1)."""
-    meta = FileMetaDataset()
-    meta.FileMetaInformationVersion = b"\x00\x01"
-    meta.MediaStorageSOPClassUID = UID(sop_class_uid)
-    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
-    meta.TransferSyntaxUID = UID(transfer_syntax)
-    meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
-    meta.SourceApplicationEntityTitle = source_aet
+) -> bytes:
+    """The 128-byte preamble, 'DICM' and pacsnode's file meta information group for a stored
+    instance (PS3.10 7.1), encoded directly: it is written once per received instance."""
+    elements = [
+        _meta_element(0x00020001, b"OB", b"\x00\x01"),
+        _meta_element(0x00020002, b"UI", sop_class_uid.encode("ascii")),
+        _meta_element(0x00020003, b"UI", sop_instance_uid.encode("ascii")),
+        _meta_element(0x00020010, b"UI", transfer_syntax.encode("ascii")),
+        _meta_element(0x00020012, b"UI", IMPLEMENTATION_CLASS_UID.encode("ascii")),
+        _meta_element(0x00020013, b"SH", IMPLEMENTATION_VERSION_NAME.encode("ascii")),
+        _meta_element(0x00020016, b"AE", source_aet.encode("ascii", "replace")),
+    ]
     if sending_aet:
-        meta.SendingApplicationEntityTitle = sending_aet
-        meta.ReceivingApplicationEntityTitle = source_aet
-    return meta
-
-
-def write_preamble_and_meta(fh: BinaryIO, meta: FileMetaDataset) -> None:
-    """Write the 128-byte preamble, 'DICM' and the file meta group (with its group length)."""
-    fh.write(b"\x00" * 128 + b"DICM")
-    write_file_meta_info(fh, meta, enforce_standard=True)  # type: ignore[arg-type]
+        elements.append(_meta_element(0x00020017, b"AE", sending_aet.encode("ascii", "replace")))
+        elements.append(_meta_element(0x00020018, b"AE", source_aet.encode("ascii", "replace")))
+    body = b"".join(elements)
+    group_length = _meta_element(0x00020000, b"UL", struct.pack("<I", len(body)))
+    return b"\x00" * 128 + b"DICM" + group_length + body

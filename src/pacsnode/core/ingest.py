@@ -5,14 +5,15 @@ success durable and a crash harmless.
    minimum an archive needs: SOP Class/Instance, Study and Series Instance UIDs.
 2. Copy the data set's encoded bytes, unchanged, behind pacsnode's own file meta information
    into a temporary file in the store, hashing them on the way.
-3. If the SOP Instance UID is indexed with the same hash: already present, nothing changes.
-4. fsync the file, link it to its key, fsync the directory.
-5. Commit the index rows (replacing the old instance's rows under the ``replace`` policy).
-6. Only then delete the replaced file, if any.
+3. fsync the file, link it to its key (the key embeds the hash), fsync the directory.
+4. In one index transaction: if the SOP Instance UID is indexed with the same hash, it is
+   already present and nothing changes; otherwise apply the duplicate policy and commit
+   the rows (replacing the old instance's rows under the ``replace`` policy).
+5. Only then delete the replaced file, or the new file if it was not kept.
 
-A crash before 5 leaves a complete file the index does not know (``check --repair`` adopts
-or removes it); a crash after 5 leaves, at worst, a replaced file not yet deleted (an orphan
-``check --repair`` removes). Nothing half-written is ever indexed.
+A crash before the commit leaves a complete file the index does not know (``check --repair``
+adopts or removes it); a crash after it leaves, at worst, a replaced file not yet deleted
+(an orphan ``check --repair`` removes). Nothing half-written is ever indexed.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from sqlalchemy.engine import Engine
 from pacsnode.core import dicom_file
 from pacsnode.core.results import IngestResult, Outcome, RejectReason
 from pacsnode.index import records, writer
-from pacsnode.index.engine import read_transaction, write_transaction
+from pacsnode.index.engine import write_transaction
 from pacsnode.storage.base import StorageError
 from pacsnode.storage.filesystem import FileSystemStore
 
@@ -116,12 +117,12 @@ class Ingestor:
         except Exception as exc:  # a header pydicom read but cannot convert
             return IngestResult(Outcome.REJECTED, reason=RejectReason.CANNOT_UNDERSTAND,
                                 detail=f"cannot index the data set: {exc}", **ids)
-        meta = dicom_file.file_meta(
+        header_bytes = dicom_file.file_header(
             sop_class_uid=ids["sop_class_uid"], sop_instance_uid=ids["sop_instance_uid"],
             transfer_syntax=header.transfer_syntax, source_aet=self.aet,
             sending_aet=sending_aet)
         try:
-            temp, digest, size, offset = self._write_temp(fp, header.data_offset, meta)
+            temp, digest, size, offset = self._write_temp(fp, header.data_offset, header_bytes)
         except OSError as exc:
             return IngestResult(Outcome.REJECTED, reason=RejectReason.OUT_OF_RESOURCES,
                                 detail=f"cannot write the file: {exc}", **ids)
@@ -135,21 +136,20 @@ class Ingestor:
             self.store.discard_temp(temp)
 
     def _write_temp(self, fp: BinaryIO, data_offset: int,
-                    meta: object) -> tuple[Path, str, int, int]:
+                    file_header: bytes) -> tuple[Path, str, int, int]:
         """Copy meta + data set bytes to a temporary file; returns it, the data set's sha256,
         the file size and the offset of the data set in the file."""
         fh, temp = self.store.new_temp()
         try:
             with fh:
-                dicom_file.write_preamble_and_meta(fh, meta)  # type: ignore[arg-type]
-                offset = fh.tell()
+                fh.write(file_header)
+                offset = len(file_header)
                 fp.seek(data_offset)
                 h = hashlib.sha256()
                 while chunk := fp.read(COPY_CHUNK):
                     h.update(chunk)
                     fh.write(chunk)
-                size = fh.tell()
-                self.store.fsync_file(fh)
+                size = fh.tell()  # fsynced by store.place()
         except BaseException:
             self.store.discard_temp(temp)
             raise
@@ -162,46 +162,56 @@ class Ingestor:
         file_row = {"transfer_syntax_uid": ids["transfer_syntax"], "storage_key": key,
                     "file_size": size, "data_offset": offset, "digest": digest,
                     "source_aet": sending_aet[:16]}
+        # The file is made durable before the index lock is taken, so fsync latency never
+        # holds up other writers; a file that turns out not to be needed is removed after.
+        created = self.store.place(temp, key)
         for _attempt in range(3):
-            with read_transaction(self.engine) as conn:
-                existing = writer.find_instance(conn, sop_uid)
-            if existing is not None and existing["digest"] == digest:
-                if self.store.place(temp, existing["storage_key"]):
-                    log.warning("restored the missing file of %s", sop_uid)
-                return IngestResult(Outcome.ALREADY_PRESENT, **ids)
-            if existing is not None and self.duplicate_policy != "replace":
-                if self.duplicate_policy == "keep":
-                    return IngestResult(Outcome.KEPT_EXISTING, **ids,
-                                        detail="a different instance with this UID is kept")
-                return IngestResult(Outcome.REJECTED, reason=RejectReason.DUPLICATE_REJECTED,
-                                    detail="an instance with this SOP Instance UID exists "
-                                           "with different content", **ids)
-            created = self.store.place(temp, key)
             try:
                 with write_transaction(self.engine) as conn:
-                    current = writer.find_instance(conn, sop_uid)
-                    if current is not None and (existing is None
-                                                or current["pk"] != existing["pk"]):
-                        raise _Retry()
-                    if current is not None:
-                        writer.remove_instances(conn, [current])
-                    writer.add_instance(conn, record, file_row, time.time())
-            except (_Retry, sqlalchemy.exc.IntegrityError):
-                # Another association indexed this SOP Instance UID meanwhile: decide again.
-                if created:
-                    self.store.delete(key)
-                continue
+                    existing = writer.find_instance(conn, sop_uid)
+                    outcome = self._decide(existing, digest)
+                    if outcome in (Outcome.STORED, Outcome.REPLACED):
+                        if existing is not None:
+                            writer.remove_instances(conn, [existing])
+                        writer.add_instance(conn, record, file_row, time.time())
+            except sqlalchemy.exc.IntegrityError:
+                continue  # another writer indexed this SOP Instance UID meanwhile: decide again
             except BaseException:
                 if created:
                     self.store.delete(key)
                 raise
-            if existing is not None:
+            if outcome is Outcome.REPLACED:
+                assert existing is not None
                 self.store.delete(existing["storage_key"])
-                return IngestResult(Outcome.REPLACED, **ids)
-            return IngestResult(Outcome.STORED, **ids)
+            elif outcome is Outcome.ALREADY_PRESENT:
+                assert existing is not None
+                if created and existing["storage_key"] != key:
+                    self.store.delete(key)
+                elif created:  # the index knew it but its file was gone: the bytes are back
+                    log.warning("restored the missing file of %s", sop_uid)
+            elif outcome is not Outcome.STORED and created:
+                self.store.delete(key)
+            if outcome is Outcome.KEPT_EXISTING:
+                return IngestResult(outcome, **ids,
+                                    detail="a different instance with this UID is kept")
+            if outcome is Outcome.REJECTED:
+                return IngestResult(outcome, reason=RejectReason.DUPLICATE_REJECTED,
+                                    detail="an instance with this SOP Instance UID exists "
+                                           "with different content", **ids)
+            return IngestResult(outcome, **ids)
+        if created:
+            self.store.delete(key)
         return IngestResult(Outcome.REJECTED, reason=RejectReason.OUT_OF_RESOURCES,
                             detail="the instance kept changing under concurrent writers", **ids)
 
-
-class _Retry(Exception):
-    """The index changed between lookup and write; run the decision again."""
+    def _decide(self, existing: dict[str, Any] | None, digest: str) -> Outcome:
+        """What to do with a data set, given the indexed instance with its SOP Instance UID."""
+        if existing is None:
+            return Outcome.STORED
+        if existing["digest"] == digest:
+            return Outcome.ALREADY_PRESENT
+        if self.duplicate_policy == "keep":
+            return Outcome.KEPT_EXISTING
+        if self.duplicate_policy == "reject":
+            return Outcome.REJECTED
+        return Outcome.REPLACED

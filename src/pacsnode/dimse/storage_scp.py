@@ -16,11 +16,22 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 from pynetdicom import evt
+from pynetdicom.pdu_primitives import A_ASSOCIATE
 
 from pacsnode.core.archive import Archive
 from pacsnode.dimse import statuses
 
 log = logging.getLogger(__name__)
+
+# A-ASSOCIATE-RJ (source, reason) -> why, for the log (PS3.8 9.3.4).
+_REJECT_REASONS = {
+    (1, 2): "application context name not supported",
+    (1, 3): "calling AE title not recognised",
+    (1, 7): "called AE title not recognised",
+    (2, 2): "protocol version not supported",
+    (3, 1): "temporary congestion",
+    (3, 2): "local limit exceeded",
+}
 
 
 def _peer(event: Any) -> str:
@@ -34,6 +45,7 @@ class StorageService:
     def __init__(self, archive: Archive) -> None:
         self.archive = archive
         self._counts: dict[int, Counter[str]] = {}
+        self._endings: dict[int, str] = {}
         self._lock = threading.Lock()
 
     def handlers(self) -> list[tuple[Any, Any]]:
@@ -42,6 +54,7 @@ class StorageService:
             (evt.EVT_C_STORE, self.on_store),
             (evt.EVT_C_ECHO, self.on_echo),
             (evt.EVT_ESTABLISHED, self.on_established),
+            (evt.EVT_ACSE_SENT, self.on_acse_sent),
             (evt.EVT_RELEASED, self.on_finished),
             (evt.EVT_ABORTED, self.on_finished),
             (evt.EVT_CONN_CLOSE, self.on_closed),
@@ -87,18 +100,33 @@ class StorageService:
         log.info("association from %s to %s established", _peer(event),
                  event.assoc.acceptor.ae_title)
 
+    def on_acse_sent(self, event: Any) -> None:
+        """Log why an association request was rejected (A-ASSOCIATE-RJ)."""
+        primitive = event.primitive
+        if not isinstance(primitive, A_ASSOCIATE) or primitive.result not in (1, 2):
+            return
+        why = _REJECT_REASONS.get((primitive.result_source, primitive.diagnostic),
+                                  "no reason given")
+        if (primitive.result_source, primitive.diagnostic) == (3, 2):
+            why += f": at most {event.assoc.ae.maximum_associations} simultaneous associations"
+        log.warning("association from %s rejected (%s): %s", _peer(event),
+                    "permanent" if primitive.result == 1 else "transient", why)
+
     def on_finished(self, event: Any) -> None:
-        with self._lock:
-            counts = self._counts.pop(id(event.assoc), Counter())
+        """Remember how the association ended; the summary is logged on connection close."""
         how = "released" if event.event is evt.EVT_RELEASED else "aborted"
-        summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no instances"
-        log.info("association from %s %s: %s", _peer(event), how, summary)
+        with self._lock:
+            self._endings[id(event.assoc)] = how
 
     def on_closed(self, event: Any) -> None:
-        """A connection that dropped mid-transfer leaves pynetdicom's spool file behind:
-        remove it, so nothing of a half-received instance is kept."""
+        """Log the association's summary. A connection that dropped mid-transfer leaves
+        pynetdicom's spool file behind: remove it, so nothing of a half-received instance
+        is kept."""
         with self._lock:
-            self._counts.pop(id(event.assoc), None)
+            counts = self._counts.pop(id(event.assoc), Counter())
+            how = self._endings.pop(id(event.assoc), "closed")
+        summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no instances"
+        log.info("association from %s %s: %s", _peer(event), how, summary)
         message = getattr(getattr(event.assoc, "dimse", None), "message", None)
         spool = getattr(message, "_data_set_file", None)
         if spool is not None:

@@ -16,6 +16,7 @@ from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 
+from pacsnode.index.json_fast import raw_element_json
 from pacsnode.index.levels import Level, level_of
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,10 @@ def element_json(ds: Dataset, tag: int) -> JsonDict | None:
             return _bulk_ref(tag, vr)  # deferred while reading: large by definition
         if vr in BULK_VRS and raw.length > BULK_THRESHOLD:
             return _bulk_ref(tag, vr)
+        if raw.value is not None:
+            fast = raw_element_json(vr, raw.value, raw.is_little_endian)
+            if fast is not None:
+                return fast
     try:
         elem = ds[tag]
         return elem.to_json_dict(

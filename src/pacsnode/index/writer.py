@@ -20,6 +20,28 @@ from sqlalchemy.engine import Connection
 from pacsnode.index.records import InstanceRecord, Row
 from pacsnode.index.schema import instance, patient, series, study
 
+# Statements of the hot path are built once: SQLAlchemy memoises a reused statement's cache
+# key, which makes executing it several times cheaper than building a new one per call.
+_BY_PATIENT_KEY = sa.and_(patient.c.patient_id == sa.bindparam("k_patient_id"),
+                          patient.c.issuer_of_patient_id == sa.bindparam("k_issuer"))
+_BY_STUDY_UID = study.c.study_instance_uid == sa.bindparam("k_uid")
+_BY_SERIES_UID = series.c.series_instance_uid == sa.bindparam("k_uid")
+_SELECTS = {id(w): sa.select(t).where(w) for t, w in
+            ((patient, _BY_PATIENT_KEY), (study, _BY_STUDY_UID), (series, _BY_SERIES_UID))}
+_INSERT_INSTANCE = instance.insert()
+_BUMP_SERIES = (series.update().where(series.c.pk == sa.bindparam("k_pk"))
+                .values(num_instances=series.c.num_instances + 1))
+_BUMP_STUDY = (study.update().where(study.c.pk == sa.bindparam("k_pk"))
+               .values(num_instances=study.c.num_instances + 1))
+_BUMP_PATIENT = (patient.update().where(patient.c.pk == sa.bindparam("k_pk"))
+                 .values(num_instances=patient.c.num_instances + 1))
+_FIND_INSTANCE = (
+    sa.select(instance, series.c.study_fk, study.c.patient_fk)
+    .join(series, series.c.pk == instance.c.series_fk)
+    .join(study, study.c.pk == series.c.study_fk)
+    .where(instance.c.sop_instance_uid == sa.bindparam("k_uid"))
+)
+
 _ZERO_PATIENT = {"num_studies": 0, "num_series": 0, "num_instances": 0}
 _ZERO_STUDY = {"num_series": 0, "num_instances": 0, "modalities_in_study": "",
                "sop_classes_in_study": ""}
@@ -29,8 +51,11 @@ def _insert_ignore(conn: Connection, table: sa.Table, values: Row) -> bool:
     """INSERT that does nothing when a concurrent writer created the same row first.
     Returns whether this statement inserted the row."""
     if conn.dialect.name == "postgresql":
-        stmt: Any = postgresql.insert(table).values(values).on_conflict_do_nothing()
-    elif conn.dialect.name == "sqlite":
+        # rowcount is -1 for this statement with psycopg: ask for the inserted key instead.
+        stmt: Any = (postgresql.insert(table).values(values).on_conflict_do_nothing()
+                     .returning(table.c.pk))
+        return conn.execute(stmt).first() is not None
+    if conn.dialect.name == "sqlite":
         stmt = sqlite.insert(table).values(values).on_conflict_do_nothing()
     else:  # pragma: no cover - only SQLite and PostgreSQL are supported
         stmt = table.insert().values(values)
@@ -38,15 +63,16 @@ def _insert_ignore(conn: Connection, table: sa.Table, values: Row) -> bool:
 
 
 def _get_or_create(
-    conn: Connection, table: sa.Table, where: sa.ColumnElement[bool], values: Row
+    conn: Connection, table: sa.Table, where: sa.ColumnElement[bool], key: Row, values: Row
 ) -> tuple[Row, bool]:
-    """The row matching ``where``, creating it from ``values`` if absent.
-    Returns the row as a dict and whether it was created here."""
-    row = conn.execute(sa.select(table).where(where)).mappings().first()
+    """The row matching ``where`` (with bound parameters ``key``), creating it from
+    ``values`` if absent. Returns the row as a dict and whether it was created here."""
+    select = _SELECTS[id(where)]
+    row = conn.execute(select, key).mappings().first()
     if row is not None:
         return dict(row), False
     created = _insert_ignore(conn, table, values)
-    row = conn.execute(sa.select(table).where(where)).mappings().one()
+    row = conn.execute(select, key).mappings().one()
     return dict(row), created
 
 
@@ -72,18 +98,15 @@ def add_instance(conn: Connection, rec: InstanceRecord, file_row: Row, now: floa
     """Index a new instance (its SOP Instance UID must not be indexed yet).
     Returns the new instance's primary key."""
     pat, _ = _get_or_create(
-        conn,
-        patient,
-        sa.and_(patient.c.patient_id == rec.patient["patient_id"],
-                patient.c.issuer_of_patient_id == rec.patient["issuer_of_patient_id"]),
+        conn, patient, _BY_PATIENT_KEY,
+        {"k_patient_id": rec.patient["patient_id"],
+         "k_issuer": rec.patient["issuer_of_patient_id"]},
         {**rec.patient, **_ZERO_PATIENT, "updated_at": now},
     )
     _refresh(conn, patient, pat, rec.patient, now)
 
     st, st_new = _get_or_create(
-        conn,
-        study,
-        study.c.study_instance_uid == rec.study["study_instance_uid"],
+        conn, study, _BY_STUDY_UID, {"k_uid": rec.study["study_instance_uid"]},
         {**rec.study, **_ZERO_STUDY, "patient_fk": pat["pk"], "created_at": now,
          "updated_at": now},
     )
@@ -94,9 +117,7 @@ def add_instance(conn: Connection, rec: InstanceRecord, file_row: Row, now: floa
     _refresh(conn, study, st, rec.study, now)
 
     se, se_new = _get_or_create(
-        conn,
-        series,
-        series.c.series_instance_uid == rec.series["series_instance_uid"],
+        conn, series, _BY_SERIES_UID, {"k_uid": rec.series["series_instance_uid"]},
         {**rec.series, "num_instances": 0, "study_fk": st["pk"], "updated_at": now},
     )
     if se["study_fk"] != st["pk"]:
@@ -107,10 +128,8 @@ def add_instance(conn: Connection, rec: InstanceRecord, file_row: Row, now: floa
         conn.execute(series.update().where(series.c.pk == se["pk"]).values(study_fk=st["pk"]))
     _refresh(conn, series, se, rec.series, now)
 
-    result = conn.execute(
-        instance.insert().values({**rec.instance, **file_row, "series_fk": se["pk"],
-                                  "received_at": now})
-    )
+    result = conn.execute(_INSERT_INSTANCE, {**rec.instance, **file_row,
+                                             "series_fk": se["pk"], "received_at": now})
     key = result.inserted_primary_key
     assert key is not None
     inst_pk = int(key[0])
@@ -120,10 +139,9 @@ def add_instance(conn: Connection, rec: InstanceRecord, file_row: Row, now: floa
         recount(conn, {p for p, _ in moved}, {s for _, s in moved})
         return inst_pk
 
-    conn.execute(series.update().where(series.c.pk == se["pk"])
-                 .values(num_instances=series.c.num_instances + 1))
-    study_values: dict[str, Any] = {"num_instances": study.c.num_instances + 1}
-    patient_values: dict[str, Any] = {"num_instances": patient.c.num_instances + 1}
+    conn.execute(_BUMP_SERIES, {"k_pk": se["pk"]})
+    study_values: dict[str, Any] = {}
+    patient_values: dict[str, Any] = {}
     if se_new:
         study_values["num_series"] = study.c.num_series + 1
         patient_values["num_series"] = patient.c.num_series + 1
@@ -135,20 +153,18 @@ def add_instance(conn: Connection, rec: InstanceRecord, file_row: Row, now: floa
     sop_classes = _append_value(st["sop_classes_in_study"], rec.instance["sop_class_uid"])
     if sop_classes is not None:
         study_values["sop_classes_in_study"] = sop_classes
-    conn.execute(study.update().where(study.c.pk == st["pk"]).values(study_values))
-    conn.execute(patient.update().where(patient.c.pk == pat["pk"]).values(patient_values))
+    conn.execute(_BUMP_STUDY, {"k_pk": st["pk"]})
+    conn.execute(_BUMP_PATIENT, {"k_pk": pat["pk"]})
+    if study_values:
+        conn.execute(study.update().where(study.c.pk == st["pk"]).values(study_values))
+    if patient_values:
+        conn.execute(patient.update().where(patient.c.pk == pat["pk"]).values(patient_values))
     return inst_pk
 
 
 def find_instance(conn: Connection, sop_instance_uid: str) -> Row | None:
     """The instance row with its series, study and patient keys, or ``None``."""
-    query = (
-        sa.select(instance, series.c.study_fk, study.c.patient_fk)
-        .join(series, series.c.pk == instance.c.series_fk)
-        .join(study, study.c.pk == series.c.study_fk)
-        .where(instance.c.sop_instance_uid == sop_instance_uid)
-    )
-    row = conn.execute(query).mappings().first()
+    row = conn.execute(_FIND_INSTANCE, {"k_uid": sop_instance_uid}).mappings().first()
     return dict(row) if row is not None else None
 
 

@@ -24,9 +24,6 @@ class BlobStore(Protocol):
     def new_temp(self) -> tuple[BinaryIO, Path]:
         """Open a new temporary file for writing, on the same volume as the blobs."""
 
-    def fsync_file(self, fh: BinaryIO) -> None:
-        """Flush and make durable an open temporary file."""
-
     def place(self, temp: Path, key: str) -> bool:
         """Make ``temp`` durable and atomically give it the name ``key``; False if ``key``
         already exists (keys embed the content digest: the same bytes are there)."""

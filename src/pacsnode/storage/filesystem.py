@@ -63,12 +63,6 @@ class FileSystemStore:
         fd, name = tempfile.mkstemp(suffix=".part", dir=self.temp_dir)
         return os.fdopen(fd, "wb"), Path(name)
 
-    def fsync_file(self, fh: BinaryIO) -> None:
-        """Flush and fsync an open temporary file (called by the writer before closing it)."""
-        fh.flush()
-        if self.fsync:
-            os.fsync(fh.fileno())
-
     def place(self, temp: Path, key: str) -> bool:
         """Make ``temp`` durable and give it the name ``key`` (a hard link, so ``temp`` stays
         until discarded). Returns False when ``key`` already exists: keys embed the content

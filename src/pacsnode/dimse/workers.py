@@ -1,0 +1,153 @@
+"""Several receiving processes on one DICOM port.
+
+pynetdicom runs each association in a thread, so one process uses one core at most (the
+GIL). With ``workers`` > 1 the parent binds and listens, then forks that many workers; each
+accepts associations from the shared listening socket (non-blocking: every worker's selector
+wakes, the first to call accept() wins, so a busy worker naturally takes fewer) and runs its
+own archive connection. The parent restarts a worker that dies and stops them all on
+SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import tempfile
+import threading
+import time
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from pynetdicom.transport import ThreadedAssociationServer
+
+from pacsnode.config import Settings
+
+log = logging.getLogger(__name__)
+
+RESTART_DELAY_S = 1.0
+
+
+class SharedSocketServer(ThreadedAssociationServer):
+    """A pynetdicom association server that accepts on a socket created by the parent."""
+
+    listen_socket: socket.socket | None = None
+
+    def server_bind(self) -> None:
+        assert self.listen_socket is not None
+        if self.socket is not None:
+            self.socket.close()
+        self.socket = self.listen_socket
+        self.server_address = self.socket.getsockname()
+
+    def server_activate(self) -> None:
+        """Already listening (the parent called listen())."""
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, address = super().get_request()  # BlockingIOError if another worker won
+        conn.setblocking(True)
+        return conn, address
+
+    def server_close(self) -> None:
+        """Leave the shared socket open: it belongs to the parent."""
+
+    def shutdown(self) -> None:
+        """Stop serving. (pynetdicom's version also unregisters the server from its AE,
+        which only ``AE.start_server`` registers it with.)"""
+        with contextlib.suppress(ValueError):
+            super().shutdown()
+
+
+def listen(settings: Settings) -> socket.socket:
+    """Bind and listen on the DICOM port, for the workers to share."""
+    family = socket.AF_INET6 if ":" in settings.dicom_host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.dicom_host, settings.dicom_port))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def _worker(settings: Settings, sock: socket.socket, index: int) -> None:
+    """A worker process: its own archive and association server on the shared socket."""
+    from pacsnode import logs
+    from pacsnode.core.archive import Archive
+    from pacsnode.dimse.server import build_ae
+    from pacsnode.dimse.storage_scp import StorageService
+
+    logs.setup(settings.log_level, settings.log_format)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    archive = Archive(settings, migrate_schema=False)
+    tempfile.tempdir = str(archive.store.temp_dir)
+    ae = build_ae(settings)
+    SharedSocketServer.listen_socket = sock
+    handlers: list[Any] = StorageService(archive).handlers()
+    server = ae.make_server(sock.getsockname()[:2], evt_handlers=handlers,
+                            server_class=SharedSocketServer)
+
+    stopping = threading.Event()
+
+    def stop(_signum: int, _frame: Any) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    log.debug("worker %d (pid %d) accepting", index, os.getpid())
+    try:
+        server.serve_forever(poll_interval=0.5)
+    finally:
+        archive.close()
+
+
+class WorkerPool:
+    """The parent's side: start, watch and stop the worker processes."""
+
+    def __init__(self, settings: Settings, sock: socket.socket, count: int) -> None:
+        self.settings = settings
+        self.sock = sock
+        self.count = count
+        self._ctx = multiprocessing.get_context("fork")
+        self._procs: dict[int, BaseProcess] = {}
+        self._stopping = threading.Event()
+
+    def _spawn(self, index: int) -> None:
+        proc = self._ctx.Process(target=_worker, args=(self.settings, self.sock, index),
+                                 name=f"pacsnode-dicom-{index}", daemon=False)
+        proc.start()
+        self._procs[index] = proc
+
+    def start(self) -> None:
+        for index in range(self.count):
+            self._spawn(index)
+        log.info("%d receiving processes: %s", self.count,
+                 ", ".join(str(p.pid) for p in self._procs.values()))
+
+    def watch(self, stop: threading.Event) -> None:
+        """Restart workers that die until ``stop`` is set."""
+        while not stop.wait(0.5):
+            for index, proc in list(self._procs.items()):
+                if not proc.is_alive() and not self._stopping.is_set():
+                    log.error("receiving process %d (pid %s) exited with %s; restarting",
+                              index, proc.pid, proc.exitcode)
+                    time.sleep(RESTART_DELAY_S)
+                    self._spawn(index)
+
+    def shutdown(self, timeout: float = 20.0) -> None:
+        """SIGTERM every worker, wait, then SIGKILL what is left."""
+        self._stopping.set()
+        for proc in self._procs.values():
+            if proc.is_alive() and proc.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in self._procs.values():
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        self.sock.close()
