@@ -151,6 +151,11 @@ def _handle_orphan(archive: Archive, key: str, repair: bool) -> Problem:
     if not repair:
         return Problem("orphan file", key, uid, "complete instance not in the index")
     result = archive.ingest(path, sending_aet=sending)
+    if result.ok:
+        with read_transaction(archive.engine) as conn:
+            row = writer.find_instance(conn, uid)
+        if row is not None and row["storage_key"] != key:
+            archive.store.delete(key)  # adopted under its own key: this copy is superseded
     return Problem("orphan file", key, uid, "complete instance not in the index",
                    action=f"adopted ({result.outcome.value})" if result.ok
                    else f"rejected: {result.detail}")

@@ -26,6 +26,19 @@ _config.LOG_HANDLER_LEVEL = "none"
 _config.STORE_RECV_CHUNKED_DATASET = True
 
 
+# Standard transfer syntaxes pydicom 3.0 does not list, whose data sets are encoded in
+# explicit VR little endian (so the header parser reads them as it is): Encapsulated
+# Uncompressed, JPIP Referenced, JPEG XL (three), Deflated Image Frame Compression.
+EXTRA_TRANSFER_SYNTAXES = (
+    "1.2.840.10008.1.2.1.98",
+    "1.2.840.10008.1.2.4.94",
+    "1.2.840.10008.1.2.4.110",
+    "1.2.840.10008.1.2.4.111",
+    "1.2.840.10008.1.2.4.112",
+    "1.2.840.10008.1.2.8.1",
+)
+
+
 def build_ae(settings: Settings) -> AE:
     """The application entity with pacsnode's contexts, limits and timeouts."""
     transport_tuning.install(settings.max_pdu_size)
@@ -36,7 +49,7 @@ def build_ae(settings: Settings) -> AE:
     ae.dimse_timeout = settings.dimse_timeout
     ae.network_timeout = settings.network_timeout
     ae.require_called_aet = settings.require_called_aet
-    syntaxes = list(AllTransferSyntaxes)
+    syntaxes = [*AllTransferSyntaxes, *EXTRA_TRANSFER_SYNTAXES]
     ae.add_supported_context(Verification, syntaxes)
     for context in AllStoragePresentationContexts:
         assert context.abstract_syntax is not None

@@ -126,6 +126,8 @@ def add_instance(conn: Connection, rec: InstanceRecord, file_row: Row, now: floa
         ).one()
         moved.add((old_study.patient_fk, old_study.pk))
         conn.execute(series.update().where(series.c.pk == se["pk"]).values(study_fk=st["pk"]))
+    if not se_new and se["modality"] != rec.series["modality"]:
+        moved.add((pat["pk"], st["pk"]))  # Modalities in Study must follow the new Modality
     _refresh(conn, series, se, rec.series, now)
 
     result = conn.execute(_INSERT_INSTANCE, {**rec.instance, **file_row,
