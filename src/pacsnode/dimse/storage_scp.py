@@ -54,7 +54,6 @@ class StorageService:
             (evt.EVT_C_STORE, self.on_store),
             (evt.EVT_C_ECHO, self.on_echo),
             (evt.EVT_ESTABLISHED, self.on_established),
-            (evt.EVT_REJECTED, self.on_rejected),
             (evt.EVT_ACSE_SENT, self.on_acse_sent),
             (evt.EVT_RELEASED, self.on_finished),
             (evt.EVT_ABORTED, self.on_finished),
@@ -106,18 +105,12 @@ class StorageService:
         primitive = event.primitive
         if not isinstance(primitive, A_ASSOCIATE) or primitive.result not in (1, 2):
             return
-        why = _REJECT_REASONS.get((primitive.result_source, primitive.diagnostic),
-                                  "no reason given")
-        if (primitive.result_source, primitive.diagnostic) == (3, 2):
+        key = (int(primitive.result_source or 0), int(primitive.diagnostic or 0))
+        why = _REJECT_REASONS.get(key, "no reason given")
+        if key == (3, 2):
             why += f": at most {event.assoc.ae.maximum_associations} simultaneous associations"
         log.warning("association from %s rejected (%s): %s", _peer(event),
                     "permanent" if primitive.result == 1 else "transient", why)
-
-    def on_rejected(self, event: Any) -> None:
-        rq = event.assoc.requestor
-        log.warning("association from %s to %s rejected (called AE title not ours, or the "
-                    "association limit reached)", _peer(event), rq.requested_ae_title
-                    if hasattr(rq, "requested_ae_title") else event.assoc.acceptor.ae_title)
 
     def on_finished(self, event: Any) -> None:
         """Remember how the association ended; the summary is logged on connection close."""
