@@ -322,12 +322,15 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
 
 
 class RssSampler:
-    """Samples the summed RSS of a process and all its descendants every ``interval`` s."""
+    """Samples the summed RSS of a process and all its descendants every ``interval`` s, and
+    their summed PSS (proportional set size: a page shared by N processes counts 1/N in each),
+    which is the fair measure for servers made of forked processes."""
 
     def __init__(self, pid: int, interval: float = 0.05) -> None:
         self.pid = pid
         self.interval = interval
         self.peak = 0
+        self.peak_pss = 0
         self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -345,9 +348,24 @@ class RssSampler:
                 total += proc.memory_info().rss
         return total
 
+    def current_pss(self) -> int:
+        """Return the summed PSS in bytes now (0 if unavailable)."""
+        try:
+            root = psutil.Process(self.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return 0
+        total = 0
+        for proc in procs:
+            with contextlib.suppress(psutil.Error, AttributeError):
+                total += proc.memory_full_info().pss
+        return total
+
     def _run(self) -> None:
         while not self._stop.is_set():
             self.peak = max(self.peak, self.current())
+            if self.samples % 4 == 0:  # PSS reads /proc/PID/smaps: sample it less often
+                self.peak_pss = max(self.peak_pss, self.current_pss())
             self.samples += 1
             self._stop.wait(self.interval)
 
@@ -577,6 +595,7 @@ class RunResult:
     count_method: str | None = None
     rss_ready_mib: float | None = None
     rss_peak_mib: float | None = None
+    pss_peak_mib: float | None = None
     run: int = 1
     storescu_exit_codes: list[int] = field(default_factory=list)
     command: list[str] = field(default_factory=list)
@@ -703,6 +722,7 @@ def run_one(
     result.received, result.count_method = received, server.count_method
     result.settle_seconds = round(settle_s, 3)
     result.rss_peak_mib = round(sampler.peak / MIB, 1)
+    result.pss_peak_mib = round(sampler.peak_pss / MIB, 1)
     result.inst_per_s = round(len(corpus.files) / seconds, 1)
     result.mb_per_s = round(corpus.dataset_bytes / MB / seconds, 1)
     result.status = _status(codes, received, len(corpus.files), run_dir)
@@ -752,6 +772,7 @@ def format_table(results: Sequence[RunResult]) -> str:
         "settle s",
         "RSS ready MiB",
         "RSS peak MiB",
+        "PSS peak MiB",
         "status",
     )
     rows = [
@@ -767,6 +788,7 @@ def format_table(results: Sequence[RunResult]) -> str:
             _fmt(r.settle_seconds, 2),
             _fmt(r.rss_ready_mib, 1),
             _fmt(r.rss_peak_mib, 1),
+            _fmt(r.pss_peak_mib, 1),
             r.status,
         )
         for r in results
@@ -792,6 +814,7 @@ def summarise(results: Sequence[RunResult]) -> list[dict[str, Any]]:
                 "median_inst_per_s": _median([r.inst_per_s for r in ok]),
                 "median_mb_per_s": _median([r.mb_per_s for r in ok]),
                 "max_rss_peak_mib": max((r.rss_peak_mib or 0.0 for r in ok), default=None),
+                "max_pss_peak_mib": max((r.pss_peak_mib or 0.0 for r in ok), default=None),
             }
         )
     return summary
@@ -805,7 +828,8 @@ def _median(values: Sequence[float | None]) -> float | None:
 
 def format_summary(summary: Sequence[dict[str, Any]]) -> str:
     """Render the per-combination summary."""
-    header = ("corpus", "target", "assocs", "median inst/s", "median MB/s", "max RSS MiB", "runs")
+    header = ("corpus", "target", "assocs", "median inst/s", "median MB/s", "max RSS MiB",
+              "max PSS MiB", "runs")
     rows = [
         (
             s["corpus"],
@@ -814,6 +838,7 @@ def format_summary(summary: Sequence[dict[str, Any]]) -> str:
             _fmt(s["median_inst_per_s"], 1),
             _fmt(s["median_mb_per_s"], 1),
             _fmt(s["max_rss_peak_mib"], 1),
+            _fmt(s["max_pss_peak_mib"], 1),
             f"{s['ok_runs']}/{s['runs']} ok",
         )
         for s in summary
@@ -1027,7 +1052,8 @@ def _run_reporting(
         )
     print(
         f"{_fmt(result.inst_per_s, 1)} inst/s, {_fmt(result.mb_per_s, 1)} MB/s, "
-        f"peak RSS {_fmt(result.rss_peak_mib, 1)} MiB  [{result.status}]",
+        f"peak RSS {_fmt(result.rss_peak_mib, 1)} MiB, PSS {_fmt(result.pss_peak_mib, 1)} MiB"
+        f"  [{result.status}]",
         flush=True,
     )
     return result

@@ -165,6 +165,10 @@ class Ingestor:
         # The file is made durable before the index lock is taken, so fsync latency never
         # holds up other writers; a file that turns out not to be needed is removed after.
         created = self.store.place(temp, key)
+        if not created:  # the key's file has this data set, maybe behind other file meta
+            existing_size = self.store.size(key)  # (another AE title, version): index it as is
+            file_row.update(file_size=existing_size,
+                            data_offset=existing_size - (size - offset))
         for _attempt in range(3):
             try:
                 with write_transaction(self.engine) as conn:

@@ -3,12 +3,21 @@
 SQLite runs in WAL mode with ``synchronous=FULL`` so a committed transaction survives a power
 cut (a C-STORE success promises that), and write transactions start with ``BEGIN IMMEDIATE``
 so concurrent writers queue on the lock instead of failing on a lock upgrade.
+
+SQLite writers also queue on a :class:`WriteGate` first (a thread lock plus ``flock`` on a lock
+file beside the database, for other processes): SQLite's own busy handler polls with sleeps
+of up to 100 ms, which would stall concurrent associations; a blocked ``flock`` wakes as
+soon as the lock is released.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,6 +27,29 @@ from sqlalchemy.engine import Connection, Engine
 WRITE_OPTION = "pacsnode_write"
 
 
+class WriteGate:
+    """Serialises write transactions on one SQLite database across threads and processes."""
+
+    def __init__(self, database: str) -> None:
+        self._thread_lock = threading.Lock()
+        self._path = database + ".writelock"
+        self._fd: int | None = None
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self._thread_lock:
+            if self._fd is None:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
+_GATES: weakref.WeakKeyDictionary[Engine, WriteGate] = weakref.WeakKeyDictionary()
+
+
 def create_engine(url: str, *, pool_size: int = 8) -> Engine:
     """An engine for ``url`` with pacsnode's connection settings."""
     if url.startswith("sqlite"):
@@ -25,6 +57,9 @@ def create_engine(url: str, *, pool_size: int = 8) -> Engine:
                                   max_overflow=64, connect_args={"check_same_thread": False,
                                                                  "timeout": 60})
         _configure_sqlite(engine)
+        database = engine.url.database
+        if database and database != ":memory:":
+            _GATES[engine] = WriteGate(database)
     else:
         engine = sa.create_engine(url, pool_size=pool_size, max_overflow=64,
                                   pool_pre_ping=True)
@@ -55,7 +90,9 @@ def _configure_sqlite(engine: Engine) -> None:
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A connection in a write transaction, committed on success, rolled back on error."""
-    with engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, conn.begin():
+    gate = _GATES.get(engine)
+    with gate.held() if gate is not None else nullcontext(), \
+            engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, conn.begin():
         yield conn
 
 
