@@ -107,6 +107,8 @@ def _coerce(name: str, value: Any) -> Any:
                 return False
             raise ValueError(value)
         if isinstance(default, int):
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)  # int() would silently make 1 of true, 104 of 104.5
             return int(value)
         if isinstance(default, float):
             return float(value)

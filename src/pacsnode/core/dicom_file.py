@@ -12,6 +12,7 @@ import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_partial
+from pydicom.tag import BaseTag
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
@@ -44,8 +45,27 @@ class ParsedHeader:
     data_offset: int
 
 
-def _stop_at_pixels(tag: object, vr: str | None, length: int) -> bool:
-    return int(tag) in PIXEL_TAGS  # type: ignore[call-overload]
+class _StopAtPixels:
+    """read_partial's stop condition, remembering the pixel data element it stopped at."""
+
+    def __init__(self) -> None:
+        self.found: tuple[int, str | None, int] | None = None
+
+    def __call__(self, tag: object, vr: str | None, length: int) -> bool:
+        if int(tag) in PIXEL_TAGS:  # type: ignore[call-overload]
+            self.found = (int(tag), vr, length)  # type: ignore[call-overload]
+            return True
+        return False
+
+
+def _add_pixel_placeholder(ds: Dataset, found: tuple[int, str | None, int], pos: int) -> None:
+    """Put the pixel data element that starts at ``pos`` in the header as a deferred value
+    (not read), so the index lists it as bulk data."""
+    tag, vr, length = found
+    implicit, little = ds.original_encoding
+    ds[tag] = RawDataElement(BaseTag(tag), vr, length,
+                             b"" if length == 0 else None, pos + (8 if implicit else 12),
+                             bool(implicit), little is not False)
 
 
 def _transfer_syntax_of(ds: pydicom.FileDataset) -> str:
@@ -89,7 +109,8 @@ def read_header(fp: BinaryIO) -> ParsedHeader:
     try:
         offset = _data_offset(fp)
         fp.seek(0)
-        ds = read_partial(fp, stop_when=_stop_at_pixels, defer_size=DEFER_SIZE, force=True)
+        stop_when = _StopAtPixels()
+        ds = read_partial(fp, stop_when=stop_when, defer_size=DEFER_SIZE, force=True)
         stop = fp.tell()
     except Exception as exc:  # pydicom signals bad input with many exception types
         raise InvalidDicom(f"not a readable DICOM data set: {exc}") from exc
@@ -100,6 +121,8 @@ def read_header(fp: BinaryIO) -> ParsedHeader:
         _check_values(ds, stop, fp.seek(0, io.SEEK_END))
         implicit, little = ds.original_encoding
         _check_complete(fp, stop, implicit=bool(implicit), little=little is not False)
+    if stop_when.found is not None:
+        _add_pixel_placeholder(ds, stop_when.found, stop)
     return ParsedHeader(dataset=ds, transfer_syntax=ts, data_offset=offset)
 
 
@@ -111,7 +134,7 @@ def _check_values(ds: Dataset, stop: int, end: int) -> None:
         raise InvalidDicom("truncated: an element runs past the end of the file")
     last_end: int | None = None
     for tag in ds.keys():  # noqa: SIM118 - get_item must not convert the raw elements
-        raw = ds.get_item(tag)
+        raw = ds.get_item(tag, keep_deferred=True)
         if not isinstance(raw, RawDataElement) or raw.length == 0xFFFFFFFF:
             last_end = None  # where an undefined length value ends is not known here
             continue

@@ -28,6 +28,8 @@ JsonDict = dict[str, Any]
 
 
 def _bulk_ref(tag: int, vr: str) -> JsonDict:
+    if " or " in vr:  # implicit VR: such data (pixel, overlay, LUT) is OW (PS3.5 A.1)
+        vr = "OW" if "OW" in vr else vr.split(" or ")[0]
     return {"vr": vr, "BulkDataURI": f"{tag:08X}"}
 
 
@@ -46,11 +48,11 @@ def _raw_vr(raw: RawDataElement) -> str:
 
 def element_json(ds: Dataset, tag: int) -> JsonDict | None:
     """One top-level element as DICOM JSON, or ``None`` if it cannot be represented."""
-    raw = ds.get_item(tag)
+    raw = ds.get_item(tag, keep_deferred=True)  # a deferred value is bulk data: not read
     if isinstance(raw, RawDataElement):
         vr = _raw_vr(raw)
-        if raw.value is None and raw.length not in (0, 0xFFFFFFFF):
-            return _bulk_ref(tag, vr)  # deferred while reading: large by definition
+        if raw.value is None and raw.length != 0:
+            return _bulk_ref(tag, vr)  # not read (deferred, or pixel data): bulk data
         if vr in BULK_VRS and raw.length > BULK_THRESHOLD:
             return _bulk_ref(tag, vr)
         if raw.value is not None:
