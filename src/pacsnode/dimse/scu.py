@@ -122,7 +122,11 @@ def send(host: str, port: int, files: Iterable[Path], *, calling_aet: str = "PAC
                 if not assoc.is_established:
                     report(SendResult(info.path, None, "association lost"))
                     continue
-                rsp = assoc.send_c_store(info.path)
+                try:
+                    rsp = assoc.send_c_store(info.path)
+                except Exception as exc:  # e.g. the peer declined its context: this file only
+                    report(SendResult(info.path, None, f"not sent: {exc}"))
+                    continue
                 status = int(rsp.Status) if "Status" in rsp else None
                 comment = str(rsp.get("ErrorComment", "")) if status else ""
                 report(SendResult(info.path, status, comment or

@@ -39,10 +39,10 @@ EXTRA_TRANSFER_SYNTAXES = (
 )
 
 
-def build_ae(settings: Settings) -> AE:
+def build_ae(settings: Settings, ae_class: type[AE] = AE) -> AE:
     """The application entity with pacsnode's contexts, limits and timeouts."""
     transport_tuning.install(settings.max_pdu_size)
-    ae = AE(ae_title=settings.aet)
+    ae = ae_class(ae_title=settings.aet)
     ae.maximum_associations = settings.max_associations
     ae.maximum_pdu_size = settings.max_pdu_size
     ae.acse_timeout = settings.acse_timeout

@@ -108,7 +108,9 @@ class StorageService:
         key = (int(primitive.result_source or 0), int(primitive.diagnostic or 0))
         why = _REJECT_REASONS.get(key, "no reason given")
         if key == (3, 2):
-            why += f": at most {event.assoc.ae.maximum_associations} simultaneous associations"
+            ae = event.assoc.ae
+            limit = getattr(ae, "configured_limit", ae.maximum_associations)
+            why += f": at most {limit} simultaneous associations"
         log.warning("association from %s rejected (%s): %s", _peer(event),
                     "permanent" if primitive.result == 1 else "transient", why)
 

@@ -6,6 +6,10 @@ accepts associations from the shared listening socket (non-blocking: every worke
 wakes, the first to call accept() wins, so a busy worker naturally takes fewer) and runs its
 own archive connection. The parent restarts a worker that dies and stops them all on
 SIGTERM/SIGINT.
+
+``max_associations`` holds for the node as a whole: each worker counts its open
+connections in a slot of an array shared with the others, and its AE's limit is the
+configured one minus the other workers' associations.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import time
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from pynetdicom import AE, evt
 from pynetdicom.transport import ThreadedAssociationServer
 
 from pacsnode.config import Settings
@@ -61,6 +66,46 @@ class SharedSocketServer(ThreadedAssociationServer):
             super().shutdown()
 
 
+class PooledAE(AE):
+    """An AE whose association limit (PS3.8 local-limit-exceeded) counts the associations
+    of every receiving process, not only its own."""
+
+    slots: Any = None  # multiprocessing.Array of open connections per worker
+    index = 0
+
+    @property
+    def configured_limit(self) -> int:
+        """The node-wide limit as configured."""
+        return int(self._maximum_associations)
+
+    def _limit_here(self) -> int:
+        if self.slots is None:
+            return self.configured_limit
+        others = sum(self.slots) - self.slots[self.index]
+        return self.configured_limit - others
+
+    def _set_limit(self, value: int) -> None:
+        setter = AE.__dict__["maximum_associations"].fset
+        setter(self, value)
+
+    # pynetdicom compares its own open associations with this on each A-ASSOCIATE-RQ.
+    maximum_associations = property(_limit_here, _set_limit)
+
+
+def _count_connections(slots: Any, index: int) -> list[tuple[Any, Any]]:
+    """Handlers keeping this worker's slot equal to its open connections."""
+
+    def opened(_event: Any) -> None:
+        with slots.get_lock():
+            slots[index] += 1
+
+    def closed(_event: Any) -> None:
+        with slots.get_lock():
+            slots[index] = max(0, slots[index] - 1)
+
+    return [(evt.EVT_CONN_OPEN, opened), (evt.EVT_CONN_CLOSE, closed)]
+
+
 def listen(settings: Settings) -> socket.socket:
     """Bind and listen on the DICOM port, for the workers to share."""
     family = socket.AF_INET6 if ":" in settings.dicom_host else socket.AF_INET
@@ -72,7 +117,7 @@ def listen(settings: Settings) -> socket.socket:
     return sock
 
 
-def _worker(settings: Settings, sock: socket.socket, index: int) -> None:
+def _worker(settings: Settings, sock: socket.socket, index: int, slots: Any) -> None:
     """A worker process: its own archive and association server on the shared socket."""
     from pacsnode import logs
     from pacsnode.core.archive import Archive
@@ -83,9 +128,11 @@ def _worker(settings: Settings, sock: socket.socket, index: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     archive = Archive(settings, migrate_schema=False)
     tempfile.tempdir = str(archive.store.temp_dir)
-    ae = build_ae(settings)
+    PooledAE.slots, PooledAE.index = slots, index
+    ae = build_ae(settings, ae_class=PooledAE)
     SharedSocketServer.listen_socket = sock
-    handlers: list[Any] = StorageService(archive).handlers()
+    handlers: list[Any] = [*StorageService(archive).handlers(),
+                           *_count_connections(slots, index)]
     server = ae.make_server(sock.getsockname()[:2], evt_handlers=handlers,
                             server_class=SharedSocketServer)
 
@@ -113,10 +160,14 @@ class WorkerPool:
         self.count = count
         self._ctx = multiprocessing.get_context("fork")
         self._procs: dict[int, BaseProcess] = {}
+        self.slots: Any = self._ctx.Array("i", count)
         self._stopping = threading.Event()
 
     def _spawn(self, index: int) -> None:
-        proc = self._ctx.Process(target=_worker, args=(self.settings, self.sock, index),
+        with self.slots.get_lock():
+            self.slots[index] = 0  # a dead worker's connections died with it
+        proc = self._ctx.Process(target=_worker,
+                                 args=(self.settings, self.sock, index, self.slots),
                                  name=f"pacsnode-dicom-{index}", daemon=False)
         proc.start()
         self._procs[index] = proc
