@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine
 from pacsnode.core import dicom_file
 from pacsnode.core.results import IngestResult, Outcome, RejectReason
 from pacsnode.index import records, writer
-from pacsnode.index.engine import write_transaction
+from pacsnode.index.engine import read_transaction, write_transaction
 from pacsnode.storage.base import StorageError
 from pacsnode.storage.filesystem import FileSystemStore
 
@@ -191,8 +191,10 @@ class Ingestor:
                 assert existing is not None
                 if created and existing["storage_key"] != key:
                     self.store.delete(key)
-                elif created:  # the index knew it but its file was gone: the bytes are back
-                    log.warning("restored the missing file of %s", sop_uid)
+                elif created:
+                    # Either the indexed file was gone and these bytes put it back, or a
+                    # concurrent writer indexed the same bytes first: the file stays.
+                    log.debug("file of %s placed by this writer, indexed by another", sop_uid)
             elif outcome is not Outcome.STORED and created:
                 self.store.delete(key)
             if outcome is Outcome.KEPT_EXISTING:
@@ -203,10 +205,15 @@ class Ingestor:
                                     detail="an instance with this SOP Instance UID exists "
                                            "with different content", **ids)
             return IngestResult(outcome, **ids)
-        if created:
+        if created and not self._indexed(key):
             self.store.delete(key)
         return IngestResult(Outcome.REJECTED, reason=RejectReason.OUT_OF_RESOURCES,
                             detail="the instance kept changing under concurrent writers", **ids)
+
+    def _indexed(self, key: str) -> bool:
+        """Whether an instance row refers to the file ``key`` (another writer's, maybe)."""
+        with read_transaction(self.engine) as conn:
+            return writer.key_is_indexed(conn, key)
 
     def _decide(self, existing: dict[str, Any] | None, digest: str) -> Outcome:
         """What to do with a data set, given the indexed instance with its SOP Instance UID."""

@@ -1,5 +1,5 @@
 """The DICOM listener: one pynetdicom application entity serving Verification and every
-storage SOP class pynetdicom knows, in every transfer syntax pydicom knows, with timeouts
+storage SOP class pynetdicom or pydicom knows, in every transfer syntax pydicom knows, with timeouts
 so that idle or half-open connections never hold up anyone else (PS3.8 9.1.4 ARTIM)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import Any
 
 from pydicom.uid import AllTransferSyntaxes
 from pynetdicom import AE, AllStoragePresentationContexts, _config
+from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import AssociationServer
 
@@ -39,9 +40,41 @@ EXTRA_TRANSFER_SYNTAXES = (
 )
 
 
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"  # DICOMDIR: media only (PS3.10), not sent
+
+
+def _extra_storage_classes() -> dict[str, str]:
+    """Storage SOP classes in pydicom's UID dictionary that pynetdicom does not list
+    (retired ones such as US Image Storage (Retired), which old archives still hold, and
+    newer ones), by UID, with their keyword."""
+    from pydicom._uid_dict import UID_dictionary
+
+    known = {str(cx.abstract_syntax) for cx in AllStoragePresentationContexts}
+    return {uid: entry[4] for uid, entry in UID_dictionary.items()
+            if entry[1] == "SOP Class" and "Storage" in entry[0] and uid not in known
+            and uid != MEDIA_STORAGE_DIRECTORY and entry[4].isidentifier()}
+
+
+def storage_sop_classes() -> list[str]:
+    """Every storage SOP class pacsnode accepts: pynetdicom's and the extra ones."""
+    known = {str(cx.abstract_syntax) for cx in AllStoragePresentationContexts}
+    return sorted(known | set(_extra_storage_classes()))
+
+
+def _register_extra_storage_classes() -> None:
+    """Tell pynetdicom the extra classes are served by its Storage service class
+    (otherwise it aborts the association on a C-STORE of one)."""
+    from pynetdicom.sop_class import register_uid, uid_to_service_class
+
+    for uid, keyword in _extra_storage_classes().items():
+        if uid_to_service_class(uid) is not StorageServiceClass:
+            register_uid(uid, keyword, StorageServiceClass)
+
+
 def build_ae(settings: Settings, ae_class: type[AE] = AE) -> AE:
     """The application entity with pacsnode's contexts, limits and timeouts."""
     transport_tuning.install(settings.max_pdu_size)
+    _register_extra_storage_classes()
     ae = ae_class(ae_title=settings.aet)
     ae.maximum_associations = settings.max_associations
     ae.maximum_pdu_size = settings.max_pdu_size
@@ -51,9 +84,8 @@ def build_ae(settings: Settings, ae_class: type[AE] = AE) -> AE:
     ae.require_called_aet = settings.require_called_aet
     syntaxes = [*AllTransferSyntaxes, *EXTRA_TRANSFER_SYNTAXES]
     ae.add_supported_context(Verification, syntaxes)
-    for context in AllStoragePresentationContexts:
-        assert context.abstract_syntax is not None
-        ae.add_supported_context(context.abstract_syntax, syntaxes)
+    for sop_class in storage_sop_classes():
+        ae.add_supported_context(sop_class, syntaxes)
     return ae
 
 
@@ -69,5 +101,5 @@ def start(settings: Settings, archive: Archive) -> AssociationServer:
     assert server is not None  # block=False always returns the server
     host, port = server.server_address[:2]
     log.info("DICOM listener %s on %s:%s (%d storage SOP classes)", settings.aet, host, port,
-             len(AllStoragePresentationContexts))
+             len(storage_sop_classes()))
     return server

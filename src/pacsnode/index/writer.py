@@ -170,6 +170,12 @@ def find_instance(conn: Connection, sop_instance_uid: str) -> Row | None:
     return dict(row) if row is not None else None
 
 
+def key_is_indexed(conn: Connection, storage_key: str) -> bool:
+    """Whether an instance row refers to the file ``storage_key``."""
+    query = sa.select(instance.c.pk).where(instance.c.storage_key == storage_key).limit(1)
+    return conn.execute(query).first() is not None
+
+
 def remove_instances(conn: Connection, rows: Iterable[Row]) -> None:
     """Remove instance rows (as returned by :func:`find_instance`) and recount their parents;
     series, studies and patients left empty are removed too."""
