@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 
 from tests.conftest import DCMTK_ENV, dcmtk
 
@@ -13,7 +14,10 @@ def test_echoscu_gets_success(pacsnode_server):
                              str(server.port)], env=DCMTK_ENV, capture_output=True, text=True,
                             timeout=30)
     assert result.returncode == 0, result.stderr
-    assert "ECHOSCU" in server.log() and "released" in server.log()
+    deadline = time.monotonic() + 5
+    while "from ECHOSCU" not in server.log() or "released" not in server.log():
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.05)
 
 
 def test_pacsnode_echo_command(pacsnode_server):

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 from pynetdicom import evt
+from pynetdicom.pdu import A_RELEASE_RQ
 from pynetdicom.pdu_primitives import A_ASSOCIATE
 
 from pacsnode.core.archive import Archive
@@ -54,6 +55,7 @@ class StorageService:
             (evt.EVT_C_STORE, self.on_store),
             (evt.EVT_C_ECHO, self.on_echo),
             (evt.EVT_ESTABLISHED, self.on_established),
+            (evt.EVT_PDU_RECV, self.on_pdu_received),
             (evt.EVT_ACSE_SENT, self.on_acse_sent),
             (evt.EVT_RELEASED, self.on_finished),
             (evt.EVT_ABORTED, self.on_finished),
@@ -113,6 +115,13 @@ class StorageService:
             why += f": at most {limit} simultaneous associations"
         log.warning("association from %s rejected (%s): %s", _peer(event),
                     "permanent" if primitive.result == 1 else "transient", why)
+
+    def on_pdu_received(self, event: Any) -> None:
+        """Note a release request as it arrives (the peer may close the connection right
+        after our A-RELEASE-RP, before the association thread reports the release)."""
+        if isinstance(event.pdu, A_RELEASE_RQ):
+            with self._lock:
+                self._endings[id(event.assoc)] = "released"
 
     def on_finished(self, event: Any) -> None:
         """Remember how the association ended; the summary is logged on connection close."""

@@ -14,6 +14,7 @@
   creates itself, so a peer that sent half a PDU and then nothing held its thread forever.
 * No deep copy of every supported presentation context for each association (~50 ms of CPU
   with 170 storage SOP classes × 45 transfer syntaxes); negotiation only reads them.
+* pynetdicom's polling sleeps wake on events instead (see :mod:`pacsnode.dimse.wakeups`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from typing import Any
 
 import pynetdicom.transport
 from pynetdicom.transport import AssociationSocket
+
+from pacsnode.dimse import wakeups
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +129,7 @@ def install(max_pdu_size: int) -> None:
         timeout = getattr(self.assoc, "network_timeout", None)
         if self.socket is not None and self.socket.gettimeout() is None and timeout:
             self.socket.settimeout(timeout)
+        wakeups.attach(self)
 
     AssociationSocket.__init__ = _init  # type: ignore[method-assign]
     AssociationSocket.recv = _recv  # type: ignore[method-assign]
@@ -133,4 +137,5 @@ def install(max_pdu_size: int) -> None:
     # the server's supported contexts; a shallow copy is enough.
     pynetdicom.transport.deepcopy = _shallow_copy  # type: ignore[assignment]
     logging.getLogger("pynetdicom").addFilter(_QuietAbortFilter())
+    wakeups.install()
     _state["installed"] = True
