@@ -181,7 +181,7 @@ class Ingestor:
             except sqlalchemy.exc.IntegrityError:
                 continue  # another writer indexed this SOP Instance UID meanwhile: decide again
             except BaseException:
-                if created:
+                if created and not self._indexed(key):
                     self.store.delete(key)
                 raise
             if outcome is Outcome.REPLACED:
@@ -211,9 +211,14 @@ class Ingestor:
                             detail="the instance kept changing under concurrent writers", **ids)
 
     def _indexed(self, key: str) -> bool:
-        """Whether an instance row refers to the file ``key`` (another writer's, maybe)."""
-        with read_transaction(self.engine) as conn:
-            return writer.key_is_indexed(conn, key)
+        """Whether an instance row refers to the file ``key`` (a concurrent writer may have
+        indexed the same bytes). When the index cannot say, the file is kept: an orphan is
+        harmless (``check --repair`` sorts it out), a deleted indexed file is data lost."""
+        try:
+            with read_transaction(self.engine) as conn:
+                return writer.key_is_indexed(conn, key)
+        except sqlalchemy.exc.SQLAlchemyError:
+            return True
 
     def _decide(self, existing: dict[str, Any] | None, digest: str) -> Outcome:
         """What to do with a data set, given the indexed instance with its SOP Instance UID."""
