@@ -15,6 +15,9 @@
 * No deep copy of every supported presentation context for each association (~50 ms of CPU
   with 170 storage SOP classes × 45 transfer syntaxes); negotiation only reads them.
 * pynetdicom's polling sleeps wake on events instead (see :mod:`pacsnode.dimse.wakeups`).
+* pynetdicom validates every UID of every primitive by building a pydicom ``UID`` again;
+  with ``ENFORCE_UID_CONFORMANCE`` off (its default) the check is only type and length,
+  which :func:`_validate_ui` does directly.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import threading
 from typing import Any
 
 import pynetdicom.transport
+from pynetdicom import _config
 from pynetdicom.transport import AssociationSocket
 
 from pacsnode.dimse import wakeups
@@ -111,6 +115,17 @@ def _nodelay(sock: socket.socket | None) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def _validate_ui(value: Any) -> tuple[bool, str]:
+    """pynetdicom's UI validation without enforced conformance (same answers)."""
+    if not isinstance(value, str):
+        return False, "must be pydicom.uid.UID"
+    if not value:
+        return False, "must not be an empty str"
+    if len(value) > 64:
+        return False, "must not exceed 64 characters"
+    return True, ""
+
+
 def _shallow_copy(value: Any, memo: Any = None) -> Any:
     return copy.copy(value)
 
@@ -138,4 +153,6 @@ def install(max_pdu_size: int) -> None:
     pynetdicom.transport.deepcopy = _shallow_copy  # type: ignore[assignment]
     logging.getLogger("pynetdicom").addFilter(_QuietAbortFilter())
     wakeups.install()
+    if not _config.ENFORCE_UID_CONFORMANCE:
+        _config.VALIDATORS["UI"] = _validate_ui
     _state["installed"] = True
