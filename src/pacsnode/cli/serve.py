@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pynetdicom.transport import AssociationServer
 
 from pacsnode.cli.options import common_options, settings_from
 from pacsnode.core.archive import Archive
@@ -50,13 +51,15 @@ def serve(config_file: Path | None, **cli: Any) -> None:
     stop = threading.Event()
     processes = settings.receiving_processes
     pool: workers.WorkerPool | None = None
+    dicom: AssociationServer | None
     if processes > 1:
         sock = workers.listen(settings)
         port = sock.getsockname()[1]
-        archive.close()  # each worker opens its own connections after the fork
         pool = workers.WorkerPool(settings, sock, processes)
         pool.start()
-        dicom = None
+        dicom = workers.serve_shared(settings, archive, sock, pool.slots, 0)
+        threading.Thread(target=dicom.serve_forever, kwargs={"poll_interval": 0.5},
+                         name="pacsnode-dicom-0", daemon=True).start()
     else:
         dicom = server.start(settings, archive)
         port = dicom.server_address[1]
@@ -75,9 +78,9 @@ def serve(config_file: Path | None, **cli: Any) -> None:
         else:
             stop.wait()
     finally:
-        if pool is not None:
-            pool.shutdown()
         if dicom is not None:
             dicom.shutdown()
+        if pool is not None:
+            pool.shutdown()
         archive.close()
         log.info("stopped")

@@ -1,10 +1,12 @@
 """Several receiving processes on one DICOM port.
 
 pynetdicom runs each association in a thread, so one process uses one core at most (the
-GIL). With ``workers`` > 1 the parent binds and listens, then forks that many workers; each
-accepts associations from the shared listening socket (non-blocking: every worker's selector
-wakes, the first to call accept() wins, so a busy worker naturally takes fewer) and runs its
-own archive connection. The parent restarts a worker that dies and stops them all on
+GIL). With N receiving processes the ``serve`` process binds and listens, is receiving
+process 0 itself, and spawns N-1 workers; each accepts associations from the shared
+listening socket (non-blocking: every process's selector wakes, the first to call accept()
+wins, so a busy one naturally takes fewer) and runs its own archive connection. Workers are
+spawned, not forked: the parent has threads, and a fork of a threaded process can inherit a
+lock held by another thread. The parent restarts a worker that dies and stops them all on
 SIGTERM/SIGINT.
 
 ``max_associations`` holds for the node as a whole: each worker counts its open
@@ -52,8 +54,20 @@ class SharedSocketServer(ThreadedAssociationServer):
         """Already listening (the parent called listen())."""
 
     def get_request(self) -> tuple[socket.socket, Any]:
-        conn, address = super().get_request()  # BlockingIOError if another worker won
+        """Accept, unless another receiving process has fewer connections (least-connections
+        balancing: it will take this one); count the connection at once if accepted."""
+        slots, index = PooledAE.slots, PooledAE.index
+        if slots is not None:
+            mine = slots[index]
+            # A slot of -1 is a worker not accepting yet (starting, or being restarted).
+            if any(0 <= n < mine for i, n in enumerate(slots) if i != index):
+                time.sleep(0.001)  # let the less busy process accept; do not spin
+                raise BlockingIOError("left to a less busy receiving process")
+        conn, address = super().get_request()  # BlockingIOError if another process won
         conn.setblocking(True)
+        if slots is not None:
+            with slots.get_lock():
+                slots[index] += 1
         return conn, address
 
     def server_close(self) -> None:
@@ -81,7 +95,7 @@ class PooledAE(AE):
     def _limit_here(self) -> int:
         if self.slots is None:
             return self.configured_limit
-        others = sum(self.slots) - self.slots[self.index]
+        others = sum(max(0, n) for i, n in enumerate(self.slots) if i != self.index)
         return self.configured_limit - others
 
     def _set_limit(self, value: int) -> None:
@@ -93,17 +107,14 @@ class PooledAE(AE):
 
 
 def _count_connections(slots: Any, index: int) -> list[tuple[Any, Any]]:
-    """Handlers keeping this worker's slot equal to its open connections."""
-
-    def opened(_event: Any) -> None:
-        with slots.get_lock():
-            slots[index] += 1
+    """The handler that uncounts a closed connection from this process's slot."""
 
     def closed(_event: Any) -> None:
         with slots.get_lock():
             slots[index] = max(0, slots[index] - 1)
 
-    return [(evt.EVT_CONN_OPEN, opened), (evt.EVT_CONN_CLOSE, closed)]
+    # Connections are counted when accepted (SharedSocketServer.get_request).
+    return [(evt.EVT_CONN_CLOSE, closed)]
 
 
 def listen(settings: Settings) -> socket.socket:
@@ -117,16 +128,13 @@ def listen(settings: Settings) -> socket.socket:
     return sock
 
 
-def _worker(settings: Settings, sock: socket.socket, index: int, slots: Any) -> None:
-    """A worker process: its own archive and association server on the shared socket."""
-    from pacsnode import logs
-    from pacsnode.core.archive import Archive
+def serve_shared(settings: Settings, archive: Any, sock: socket.socket, slots: Any,
+                 index: int) -> SharedSocketServer:
+    """An association server for receiving process ``index`` on the shared socket (not yet
+    serving: call ``serve_forever``)."""
     from pacsnode.dimse.server import build_ae
     from pacsnode.dimse.storage_scp import StorageService
 
-    logs.setup(settings.log_level, settings.log_format)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    archive = Archive(settings, migrate_schema=False)
     tempfile.tempdir = str(archive.store.temp_dir)
     PooledAE.slots, PooledAE.index = slots, index
     ae = build_ae(settings, ae_class=PooledAE)
@@ -135,7 +143,21 @@ def _worker(settings: Settings, sock: socket.socket, index: int, slots: Any) -> 
                            *_count_connections(slots, index)]
     server = ae.make_server(sock.getsockname()[:2], evt_handlers=handlers,
                             server_class=SharedSocketServer)
+    assert isinstance(server, SharedSocketServer)
+    return server
 
+
+def _worker(settings: Settings, sock: socket.socket, index: int, slots: Any) -> None:
+    """A spawned worker process: its own archive and association server."""
+    from pacsnode import logs
+    from pacsnode.core.archive import Archive
+
+    logs.setup(settings.log_level, settings.log_format)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    archive = Archive(settings, migrate_schema=False)
+    server = serve_shared(settings, archive, sock, slots, index)
+    with slots.get_lock():
+        slots[index] = 0  # accepting from now on
     stopping = threading.Event()
 
     def stop(_signum: int, _frame: Any) -> None:
@@ -155,17 +177,19 @@ class WorkerPool:
     """The parent's side: start, watch and stop the worker processes."""
 
     def __init__(self, settings: Settings, sock: socket.socket, count: int) -> None:
+        """``count`` receiving processes in all: this one (index 0) and ``count - 1``
+        spawned workers."""
         self.settings = settings
         self.sock = sock
         self.count = count
-        self._ctx = multiprocessing.get_context("fork")
+        self._ctx = multiprocessing.get_context("spawn")
         self._procs: dict[int, BaseProcess] = {}
         self.slots: Any = self._ctx.Array("i", count)
         self._stopping = threading.Event()
 
     def _spawn(self, index: int) -> None:
         with self.slots.get_lock():
-            self.slots[index] = 0  # a dead worker's connections died with it
+            self.slots[index] = -1  # not accepting until it says so; a dead one's are gone
         proc = self._ctx.Process(target=_worker,
                                  args=(self.settings, self.sock, index, self.slots),
                                  name=f"pacsnode-dicom-{index}", daemon=False)
@@ -173,10 +197,12 @@ class WorkerPool:
         self._procs[index] = proc
 
     def start(self) -> None:
-        for index in range(self.count):
+        """Spawn workers 1 to count-1 (the caller is receiving process 0)."""
+        for index in range(1, self.count):
             self._spawn(index)
         log.info("%d receiving processes: %s", self.count,
-                 ", ".join(str(p.pid) for p in self._procs.values()))
+                 ", ".join(str(p) for p in (os.getpid(), *(p.pid for p in
+                                                          self._procs.values()))))
 
     def watch(self, stop: threading.Event) -> None:
         """Restart workers that die until ``stop`` is set."""
