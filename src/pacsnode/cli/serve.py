@@ -57,6 +57,8 @@ def serve(config_file: Path | None, **cli: Any) -> None:
         port = sock.getsockname()[1]
         pool = workers.WorkerPool(settings, sock, processes)
         pool.start()
+        if not pool.wait_ready():
+            log.warning("a receiving process did not start in time; serving without it")
         dicom = workers.serve_shared(settings, archive, sock, pool.slots, 0)
         threading.Thread(target=dicom.serve_forever, kwargs={"poll_interval": 0.5},
                          name="pacsnode-dicom-0", daemon=True).start()

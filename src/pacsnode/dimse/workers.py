@@ -204,6 +204,18 @@ class WorkerPool:
                  ", ".join(str(p) for p in (os.getpid(), *(p.pid for p in
                                                           self._procs.values()))))
 
+    def wait_ready(self, timeout: float = 60.0) -> bool:
+        """Wait until every worker accepts (so that early associations are spread over
+        all processes); False if one did not within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(self.slots[i] >= 0 for i in range(1, self.count)):
+                return True
+            if any(not p.is_alive() for p in self._procs.values()):
+                return False
+            time.sleep(0.02)
+        return False
+
     def watch(self, stop: threading.Event) -> None:
         """Restart workers that die until ``stop`` is set."""
         while not stop.wait(0.5):
