@@ -335,21 +335,8 @@ class RssSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def current(self) -> int:
-        """Return the summed RSS in bytes now (0 if the process is gone)."""
-        try:
-            root = psutil.Process(self.pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return 0
-        total = 0
-        for proc in procs:
-            with contextlib.suppress(psutil.Error):
-                total += proc.memory_info().rss
-        return total
-
-    def current_pss(self) -> int:
-        """Return the summed PSS in bytes now (0 if unavailable)."""
+    def _sum(self, measure: Callable[[psutil.Process], int]) -> int:
+        """``measure`` summed over the process and its descendants (0 if it is gone)."""
         try:
             root = psutil.Process(self.pid)
             procs = [root, *root.children(recursive=True)]
@@ -358,8 +345,16 @@ class RssSampler:
         total = 0
         for proc in procs:
             with contextlib.suppress(psutil.Error, AttributeError):
-                total += proc.memory_full_info().pss
+                total += measure(proc)
         return total
+
+    def current(self) -> int:
+        """Return the summed RSS in bytes now (0 if the process is gone)."""
+        return self._sum(lambda p: p.memory_info().rss)
+
+    def current_pss(self) -> int:
+        """Return the summed PSS in bytes now (0 if unavailable)."""
+        return self._sum(lambda p: p.memory_full_info().pss)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,30 @@ def _pg_available() -> str | None:
         return str(exc)
 
 
+def require_postgres() -> None:
+    """Skip the calling test (or fixture) where PostgreSQL is unreachable; in CI, fail."""
+    problem = _pg_available()
+    if problem is not None:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL must be available in CI: {problem}")
+        pytest.skip(f"PostgreSQL unavailable: {problem}")
+
+
+@contextmanager
+def pg_database(prefix: str = "pacsnode_test") -> Iterator[str]:
+    """A new, empty PostgreSQL database (its URL), dropped afterwards."""
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     """The index database for one test: None (SQLite in the data dir) or a fresh PostgreSQL
@@ -54,22 +79,9 @@ def db_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     if request.param == "sqlite":
         yield None
         return
-    problem = _pg_available()
-    if problem is not None:
-        if IN_CI:
-            pytest.fail(f"PostgreSQL must be available in CI: {problem}")
-        pytest.skip(f"PostgreSQL unavailable: {problem}")
-    import psycopg
-
-    name = f"pacsnode_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    require_postgres()
+    with pg_database() as url:
+        yield url
 
 
 def dcmtk(tool: str) -> str:

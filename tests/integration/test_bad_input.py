@@ -16,6 +16,7 @@ after. The concurrency and limit cases start their own.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 import re
@@ -23,7 +24,6 @@ import socket
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,12 +37,11 @@ from pacsnode.core.archive import Archive
 from pacsnode.synthetic import generate_corpus, generate_ct_series
 from tests.conftest import (
     DCMTK_ENV,
-    IN_CI,
-    PG_ADMIN_URL,
     PacsnodeServer,
-    _pg_available,
     dcmtk,
     free_port,
+    pg_database,
+    require_postgres,
 )
 from tests.integration import rawdicom as raw
 
@@ -193,34 +192,20 @@ def shared_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     """One server per backend for the tests that leave its content as it was (each checks
     that): short association timeouts, the baseline corpus stored. Starting a server per
     test would cost more than the tests themselves."""
-    name = None
-    db: str | None = None
-    if request.param == "postgresql":
-        problem = _pg_available()
-        if problem is not None:
-            if IN_CI:
-                pytest.fail(f"PostgreSQL must be available in CI: {problem}")
-            pytest.skip(f"PostgreSQL unavailable: {problem}")
-        import psycopg
-
-        name = f"pacsnode_test_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        db = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    root = tmp_path_factory.mktemp(f"bad-input-{request.param}")
-    server = PacsnodeServer(data_dir=root / "data", db=db, port=free_port(),
-                            extra=SHORT_TIMEOUTS)
-    try:
-        server.start()
-        storescu(server, corpus.baseline)
-        yield server
-    finally:
-        server.stop()
-        if name is not None:
-            import psycopg
-
-            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with contextlib.ExitStack() as stack:
+        db: str | None = None
+        if request.param == "postgresql":
+            require_postgres()
+            db = stack.enter_context(pg_database())
+        root = tmp_path_factory.mktemp(f"bad-input-{request.param}")
+        server = PacsnodeServer(data_dir=root / "data", db=db, port=free_port(),
+                                extra=SHORT_TIMEOUTS)
+        try:
+            server.start()
+            storescu(server, corpus.baseline)
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.fixture

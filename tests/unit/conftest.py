@@ -18,28 +18,18 @@ from typing import Any
 import pytest
 
 from pacsnode.core.archive import Archive
-from tests.conftest import IN_CI, PG_ADMIN_URL, _pg_available
+from tests.conftest import pg_database, require_postgres
 
 pytest.register_assert_rewrite("tests.unit.dicomdata")
 
 
 @pytest.fixture(scope="session")
-def pg_unit_database() -> Iterator[tuple[str | None, str | None]]:
-    """(URL of a database for this session's unit tests, None) or (None, why not)."""
-    problem = _pg_available()
-    if problem is not None:
-        yield None, problem
-        return
-    import psycopg
-
-    name = f"pacsnode_unit_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}", None
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def pg_unit_database() -> Iterator[str]:
+    """A database for this session's unit tests (skips them where PostgreSQL is
+    unreachable, fails them in CI)."""
+    require_postgres()
+    with pg_database("pacsnode_unit") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -49,11 +39,7 @@ def db_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     if request.param == "sqlite":
         yield None
         return
-    database, problem = request.getfixturevalue("pg_unit_database")
-    if database is None:
-        if IN_CI:
-            pytest.fail(f"PostgreSQL must be available in CI: {problem}")
-        pytest.skip(f"PostgreSQL unavailable: {problem}")
+    database = request.getfixturevalue("pg_unit_database")
     import psycopg
 
     schema = f"t_{uuid.uuid4().hex[:12]}"

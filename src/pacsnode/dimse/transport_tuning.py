@@ -138,7 +138,6 @@ def install(max_pdu_size: int) -> None:
     original_init = AssociationSocket.__init__
 
     def _init(self: AssociationSocket, *args: Any, **kwargs: Any) -> None:
-        _aborting.active = False
         original_init(self, *args, **kwargs)
         _nodelay(self.socket)
         timeout = getattr(self.assoc, "network_timeout", None)
