@@ -46,6 +46,7 @@ from pydicom.uid import AllTransferSyntaxes
 from pynetdicom import AllStoragePresentationContexts
 
 from pacsnode import Archive
+from pacsnode.core.dicom_file import IMPLEMENTATION_CLASS_UID
 from pacsnode.synthetic import generate_corpus
 from tests.conftest import DCMTK_ENV, PacsnodeServer, dcmtk, free_port
 from tests.integration.corpus import (
@@ -197,7 +198,7 @@ def assert_index_matches(server: PacsnodeServer, expected: ExpectedIndex) -> Non
 
 
 def assert_stored_bytes(server: PacsnodeServer, expected: dict[str, FileInfo],
-                        wire: dict[str, Path] | None) -> int:
+                        wire: dict[str, Path] | None, sending_aet: str | None = None) -> int:
     """Every expected instance is in the archive, and its stored data set is byte for byte
     what was sent: ``wire[uid]``'s data set (storescp's bit-preserving copy of what storescu
     sent, or the file pacsnode send sent as stored), or the sent file's own data set when
@@ -216,10 +217,17 @@ def assert_stored_bytes(server: PacsnodeServer, expected: dict[str, FileInfo],
                 node.columns["storage_key"]))
             assert meta.MediaStorageSOPInstanceUID == uid
             assert meta.TransferSyntaxUID == info.transfer_syntax, info.path.name
+            assert meta.ImplementationClassUID == IMPLEMENTATION_CLASS_UID  # pacsnode's meta
+            assert meta.SourceApplicationEntityTitle == server.aet
+            if sending_aet is not None:
+                assert meta.SendingApplicationEntityTitle == sending_aet
             assert node.columns["transfer_syntax_uid"] == info.transfer_syntax
             assert node.columns["file_size"] == len(stored)
             data = dataset_bytes(stored)
             assert stored[offset:] == data, f"data_offset of {info.path.name} is wrong"
+            digest = hashlib.sha256(data).hexdigest()
+            assert node.columns["digest"] == digest, f"digest of {info.path.name} is wrong"
+            assert digest[:16] in node.columns["storage_key"]
             sent = dataset_bytes(wire[uid] if wire is not None else info.path)
             assert data == sent, (f"{info.path.name}: stored data set differs from what was "
                                   f"sent ({len(data)} vs {len(sent)} bytes)")
@@ -373,7 +381,8 @@ def test_storescu_synthetic_corpus(pacsnode_server, tmp_path):
     assert expected.counts() == {"patients": 3, "studies": 6, "series": 12, "instances": 48}
     assert_index_matches(server, expected)
     # pydicom-written files go out unchanged: compare with the files themselves
-    assert_stored_bytes(server, expected.instances, None)
+    assert_stored_bytes(server, expected.instances, None, sending_aet="STORESCU")
+    assert list((server.data_dir / "files" / "tmp").iterdir()) == []  # no spool file left
     tree = ls_json(server)
     names = {p["patient_id"]: p["patient_name"] for p in tree}
     for path in files:

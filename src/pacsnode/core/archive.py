@@ -22,7 +22,7 @@ from pydicom.filewriter import dcmwrite
 
 from pacsnode.config import Settings, normalise_db_url
 from pacsnode.core import consistency
-from pacsnode.core.ingest import Expectation, Ingestor
+from pacsnode.core.ingest import Expectation, Ingestor, Spooled
 from pacsnode.core.results import DeleteResult, IngestResult, Node, Outcome, RejectReason
 from pacsnode.index import dicom_json, migrate, writer
 from pacsnode.index.engine import create_engine, read_transaction, write_transaction
@@ -138,6 +138,15 @@ class Archive:
                                     detail=f"cannot encode the data set: {exc}")
             return self._ingestor.ingest_stream(buf, sending_aet=sending_aet, expect=expect)
         return self._ingestor.ingest_stream(source, sending_aet=sending_aet, expect=expect)
+
+    def ingest_spooled(self, spooled: Spooled, *, sending_aet: str = "",
+                       expect_sop_class: str | None = None,
+                       expect_sop_instance: str | None = None) -> IngestResult:
+        """Store and index a data set a receiver wrote in pacsnode's file layout into the
+        store's temporary directory (:attr:`store` ``.temp_dir``), without copying it. The
+        spooled file itself is left for the caller to remove."""
+        expect = Expectation(expect_sop_class, expect_sop_instance)
+        return self._ingestor.ingest_spooled(spooled, sending_aet=sending_aet, expect=expect)
 
     # -- browse ---------------------------------------------------------------------------
 

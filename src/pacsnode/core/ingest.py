@@ -4,7 +4,9 @@ success durable and a crash harmless.
 1. Parse the header only (stop before pixel data; large values are not read) and check the
    minimum an archive needs: SOP Class/Instance, Study and Series Instance UIDs.
 2. Copy the data set's encoded bytes, unchanged, behind pacsnode's own file meta information
-   into a temporary file in the store, hashing them on the way.
+   into a temporary file in the store, hashing them on the way. (A receiver that already
+   wrote the data set in that layout into the store's temporary directory, hashing it as
+   it arrived, hands over a :class:`Spooled` file instead, and nothing is copied.)
 3. fsync the file, link it to its key (the key embeds the hash), fsync the directory.
 4. In one index transaction: if the SOP Instance UID is indexed with the same hash, it is
    already present and nothing changes; otherwise apply the duplicate policy and commit
@@ -49,6 +51,18 @@ class Expectation:
 
     sop_class_uid: str | None = None
     sop_instance_uid: str | None = None
+
+
+@dataclass(frozen=True)
+class Spooled:
+    """A received data set already written in pacsnode's file layout (preamble, pacsnode's
+    file meta, then the data set bytes as received) in the store's temporary directory,
+    with the SHA-256 of the data set bytes computed while it was written."""
+
+    path: Path
+    digest: str
+    data_offset: int
+    size: int
 
 
 def storage_key(study_uid: str, sop_uid: str, digest: str) -> str:
@@ -98,7 +112,46 @@ class Ingestor:
     def ingest_stream(self, fp: BinaryIO, *, sending_aet: str = "",
                       expect: Expectation | None = None) -> IngestResult:
         """Ingest the DICOM file (or bare data set) readable from seekable ``fp``."""
-        expect = expect or Expectation()
+        inspected = self._inspect(fp, expect or Expectation())
+        if isinstance(inspected, IngestResult):
+            return inspected
+        header, record, ids = inspected
+        header_bytes = dicom_file.file_header(
+            sop_class_uid=ids["sop_class_uid"], sop_instance_uid=ids["sop_instance_uid"],
+            transfer_syntax=header.transfer_syntax, source_aet=self.aet,
+            sending_aet=sending_aet)
+        try:
+            temp, digest, size, offset = self._write_temp(fp, header.data_offset, header_bytes)
+        except OSError as exc:
+            return IngestResult(Outcome.REJECTED, reason=RejectReason.OUT_OF_RESOURCES,
+                                detail=f"cannot write the file: {exc}", **ids)
+        try:
+            return self._place_safely(temp, record, ids, digest, size, offset, sending_aet)
+        finally:
+            self.store.discard_temp(temp)
+
+    def ingest_spooled(self, spooled: Spooled, *, sending_aet: str = "",
+                       expect: Expectation | None = None) -> IngestResult:
+        """Ingest a file already written in pacsnode's layout in the store's temporary
+        directory (see :class:`Spooled`): nothing is copied. The file is left in place for
+        the caller to remove; what is kept is a hard link to it."""
+        with open(spooled.path, "rb") as fp:
+            inspected = self._inspect(fp, expect or Expectation())
+        if isinstance(inspected, IngestResult):
+            return inspected
+        header, record, ids = inspected
+        if header.data_offset != spooled.data_offset:
+            return IngestResult(Outcome.REJECTED, reason=RejectReason.CANNOT_UNDERSTAND,
+                                detail="the spooled file's meta information is not "
+                                       "pacsnode's", **ids)
+        return self._place_safely(spooled.path, record, ids, spooled.digest, spooled.size,
+                                  spooled.data_offset, sending_aet)
+
+    def _inspect(self, fp: BinaryIO, expect: Expectation
+                 ) -> IngestResult | tuple[dicom_file.ParsedHeader, records.InstanceRecord,
+                                           dict[str, Any]]:
+        """Parse the header, check the UIDs and extract the index record; a rejection is
+        returned as the result."""
         try:
             header = dicom_file.read_header(fp)
         except dicom_file.InvalidDicom as exc:
@@ -117,23 +170,16 @@ class Ingestor:
         except Exception as exc:  # a header pydicom read but cannot convert
             return IngestResult(Outcome.REJECTED, reason=RejectReason.CANNOT_UNDERSTAND,
                                 detail=f"cannot index the data set: {exc}", **ids)
-        header_bytes = dicom_file.file_header(
-            sop_class_uid=ids["sop_class_uid"], sop_instance_uid=ids["sop_instance_uid"],
-            transfer_syntax=header.transfer_syntax, source_aet=self.aet,
-            sending_aet=sending_aet)
-        try:
-            temp, digest, size, offset = self._write_temp(fp, header.data_offset, header_bytes)
-        except OSError as exc:
-            return IngestResult(Outcome.REJECTED, reason=RejectReason.OUT_OF_RESOURCES,
-                                detail=f"cannot write the file: {exc}", **ids)
+        return header, record, ids
+
+    def _place_safely(self, temp: Path, record: records.InstanceRecord, ids: dict[str, Any],
+                      digest: str, size: int, offset: int, sending_aet: str) -> IngestResult:
         try:
             return self._place(temp, record, ids, digest, size, offset, sending_aet)
         except (StorageError, OSError, sqlalchemy.exc.SQLAlchemyError) as exc:
             log.error("ingest of %s failed: %s", ids["sop_instance_uid"], exc)
             return IngestResult(Outcome.REJECTED, reason=RejectReason.OUT_OF_RESOURCES,
                                 detail=f"storage or index unavailable: {exc}", **ids)
-        finally:
-            self.store.discard_temp(temp)
 
     def _write_temp(self, fp: BinaryIO, data_offset: int,
                     file_header: bytes) -> tuple[Path, str, int, int]:

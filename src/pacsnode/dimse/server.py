@@ -5,7 +5,6 @@ so that idle or half-open connections never hold up anyone else (PS3.8 9.1.4 ART
 from __future__ import annotations
 
 import logging
-import tempfile
 from typing import Any
 
 from pydicom.uid import AllTransferSyntaxes
@@ -16,7 +15,7 @@ from pynetdicom.transport import AssociationServer
 
 from pacsnode.config import Settings
 from pacsnode.core.archive import Archive
-from pacsnode.dimse import transport_tuning
+from pacsnode.dimse import spool, transport_tuning
 from pacsnode.dimse.storage_scp import StorageService
 
 log = logging.getLogger(__name__)
@@ -91,8 +90,7 @@ def build_ae(settings: Settings, ae_class: type[AE] = AE) -> AE:
 
 def start(settings: Settings, archive: Archive) -> AssociationServer:
     """Start listening (non-blocking); returns the server to ``shutdown()`` later."""
-    # pynetdicom spools with tempfile's default directory: put it on the store's volume.
-    tempfile.tempdir = str(archive.store.temp_dir)
+    spool.install(archive.store.temp_dir, settings.aet)
     ae = build_ae(settings)
     service = StorageService(archive)
     handlers: list[Any] = service.handlers()

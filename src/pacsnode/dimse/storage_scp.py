@@ -1,8 +1,9 @@
 """C-STORE SCP (PS3.4 Annex B) and Verification SCP (PS3.4 Annex A) handlers.
 
 The received data set is spooled to a file by pynetdicom (``STORE_RECV_CHUNKED_DATASET``),
-in the store's temporary directory, so memory stays bounded whatever its size; the core
-reads only its header and copies its bytes unchanged.
+in the store's temporary directory, so memory stays bounded whatever its size. The spool
+file is already in pacsnode's layout (:mod:`pacsnode.dimse.spool`): the core reads only its
+header and links it into place.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pynetdicom.pdu_primitives import A_ASSOCIATE
 
 from pacsnode.core.archive import Archive
 from pacsnode.dimse import statuses
+from pacsnode.dimse.spool import SpoolFile
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +73,15 @@ class StorageService:
         """C-STORE: ingest the spooled data set; answer only after it is durable."""
         req = event.request
         peer = event.assoc.requestor.ae_title
+        spool = getattr(req, "_dataset_file", None)
+        spooled = spool.spooled() if isinstance(spool, SpoolFile) else None
+        expect = dict(sending_aet=peer, expect_sop_class=str(req.AffectedSOPClassUID),
+                      expect_sop_instance=str(req.AffectedSOPInstanceUID))
         try:
-            result = self.archive.ingest(
-                event.dataset_path,
-                sending_aet=peer,
-                expect_sop_class=str(req.AffectedSOPClassUID),
-                expect_sop_instance=str(req.AffectedSOPInstanceUID),
-            )
+            if spooled is not None:
+                result = self.archive.ingest_spooled(spooled, **expect)
+            else:
+                result = self.archive.ingest(event.dataset_path, **expect)
             status = statuses.store_status(result)
         except Exception as exc:  # never let a bug take the association down silently
             log.exception("C-STORE from %s: unexpected failure", _peer(event))

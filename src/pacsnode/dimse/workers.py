@@ -22,7 +22,6 @@ import multiprocessing
 import os
 import signal
 import socket
-import tempfile
 import threading
 import time
 from multiprocessing.process import BaseProcess
@@ -132,10 +131,11 @@ def serve_shared(settings: Settings, archive: Any, sock: socket.socket, slots: A
                  index: int) -> SharedSocketServer:
     """An association server for receiving process ``index`` on the shared socket (not yet
     serving: call ``serve_forever``)."""
+    from pacsnode.dimse import spool
     from pacsnode.dimse.server import build_ae
     from pacsnode.dimse.storage_scp import StorageService
 
-    tempfile.tempdir = str(archive.store.temp_dir)
+    spool.install(archive.store.temp_dir, settings.aet)
     PooledAE.slots, PooledAE.index = slots, index
     ae = build_ae(settings, ae_class=PooledAE)
     SharedSocketServer.listen_socket = sock
