@@ -20,7 +20,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,3 +181,20 @@ def pacsnode_server(tmp_path: Path, db_url: str | None
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                  ) -> Iterator[PacsnodeServer]:
+    """One ``pacsnode serve`` per index backend, shared by a module's tests (which must then
+    leave what it stores unchanged)."""
+    with ExitStack() as stack:
+        db = None
+        if request.param == "postgresql":
+            require_postgres()
+            db = stack.enter_context(pg_database())
+        base = tmp_path_factory.mktemp("server")
+        server = PacsnodeServer(data_dir=base / "data", db=db, port=free_port())
+        server.start()
+        stack.callback(server.stop)
+        yield server

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -25,8 +25,10 @@ from pacsnode.core import consistency
 from pacsnode.core.ingest import Expectation, Ingestor, Spooled
 from pacsnode.core.results import DeleteResult, IngestResult, Node, Outcome, RejectReason
 from pacsnode.index import dicom_json, migrate, writer
+from pacsnode.index import search as search_index
 from pacsnode.index.engine import create_engine, read_transaction, write_transaction
 from pacsnode.index.levels import Level
+from pacsnode.index.matching import Condition
 from pacsnode.index.schema import instance, patient, series, study
 from pacsnode.storage.filesystem import FileSystemStore
 
@@ -147,6 +149,15 @@ class Archive:
         spooled file itself is left for the caller to remove."""
         expect = Expectation(expect_sop_class, expect_sop_instance)
         return self._ingestor.ingest_spooled(spooled, sending_aet=sending_aet, expect=expect)
+
+    # -- query ----------------------------------------------------------------------------
+
+    def search(self, level: Level, keys: Mapping[int, Condition], *,
+               limit: int | None = None, offset: int = 0) -> search_index.Results:
+        """Find the entities of ``level`` matching ``keys`` (tag → parsed condition, see
+        :func:`pacsnode.index.matching.parse`), streamed from the index with their DICOM
+        JSON (this level's merged with the levels above) — no file is opened."""
+        return search_index.search(self.engine, level, keys, limit=limit, offset=offset)
 
     # -- browse ---------------------------------------------------------------------------
 

@@ -5,7 +5,6 @@ so that idle or half-open connections never hold up anyone else (PS3.8 9.1.4 ART
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from pydicom.uid import AllTransferSyntaxes
 from pynetdicom import AE, AllStoragePresentationContexts, _config
@@ -15,8 +14,7 @@ from pynetdicom.transport import AssociationServer
 
 from pacsnode.config import Settings
 from pacsnode.core.archive import Archive
-from pacsnode.dimse import spool, transport_tuning
-from pacsnode.dimse.storage_scp import StorageService
+from pacsnode.dimse import services, spool, transport_tuning
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +82,10 @@ def build_ae(settings: Settings, ae_class: type[AE] = AE) -> AE:
     syntaxes = [*AllTransferSyntaxes, *EXTRA_TRANSFER_SYNTAXES]
     ae.add_supported_context(Verification, syntaxes)
     for sop_class in storage_sop_classes():
+        # Both roles: a C-GET requestor proposes to be the storage SCP on its association
+        # (SCP/SCU Role Selection, PS3.7 D.3.3.4), and pacsnode then sends as SCU.
+        ae.add_supported_context(sop_class, syntaxes, scu_role=True, scp_role=True)
+    for sop_class in services.QUERY_RETRIEVE_SOP_CLASSES:
         ae.add_supported_context(sop_class, syntaxes)
     return ae
 
@@ -92,8 +94,7 @@ def start(settings: Settings, archive: Archive) -> AssociationServer:
     """Start listening (non-blocking); returns the server to ``shutdown()`` later."""
     spool.install(archive.store.temp_dir, settings.aet)
     ae = build_ae(settings)
-    service = StorageService(archive)
-    handlers: list[Any] = service.handlers()
+    handlers = services.handlers(archive, settings)
     server = ae.start_server((settings.dicom_host, settings.dicom_port), block=False,
                              evt_handlers=handlers)
     assert server is not None  # block=False always returns the server

@@ -1,10 +1,13 @@
-"""DIMSE status codes pacsnode answers C-STORE with (PS3.4 B.2.3, PS3.7 C).
+"""DIMSE status codes pacsnode answers with (PS3.4 B.2.3, C.4.1.1.4, C.4.2.1.5, C.4.3.1.4;
+PS3.7 C).
 
 The specific codes inside the ranges the standard reserves are pacsnode's choice and are
 listed in docs/conformance.md.
 """
 
 from __future__ import annotations
+
+from pydicom.dataset import Dataset
 
 from pacsnode.core.results import IngestResult, RejectReason
 
@@ -16,6 +19,23 @@ CANNOT_UNDERSTAND_MISSING_UID = 0xC001  # a required UID is missing or invalid
 CANNOT_UNDERSTAND_UID_MISMATCH = 0xC002  # SOP Instance UID differs from the request's
 CANNOT_UNDERSTAND_DUPLICATE = 0xC003  # duplicate_policy = reject
 PROCESSING_FAILURE = 0x0110  # a failure pacsnode did not foresee (PS3.7 C.4.1)
+
+# Query/Retrieve (PS3.4 C.4.1.1.4, C.4.2.1.5, C.4.3.1.4)
+PENDING = 0xFF00  # Matches are continuing, current match supplied
+PENDING_WARNING = 0xFF01  # ... warning: one or more Optional Keys were not supported
+CANCEL = 0xFE00  # Matching / sub-operations terminated due to Cancel
+IDENTIFIER_DOES_NOT_MATCH = 0xA900  # Identifier does not match SOP Class
+UNABLE_TO_PROCESS = 0xC000  # Unable to process (C000-CFFF)
+MOVE_DESTINATION_UNKNOWN = 0xA801  # Refused: Move Destination unknown
+SUBOPS_WARNING = 0xB000  # Sub-operations Complete – One or more Failures or Warnings
+
+
+def with_comment(status: int, comment: str) -> Dataset:
+    """A status with an Error Comment (0000,0902), cut to its 64 characters."""
+    ds = Dataset()
+    ds.Status = status
+    ds.ErrorComment = comment[:64]
+    return ds
 
 
 def store_status(result: IngestResult) -> int:

@@ -131,15 +131,14 @@ def serve_shared(settings: Settings, archive: Any, sock: socket.socket, slots: A
                  index: int) -> SharedSocketServer:
     """An association server for receiving process ``index`` on the shared socket (not yet
     serving: call ``serve_forever``)."""
-    from pacsnode.dimse import spool
+    from pacsnode.dimse import services, spool
     from pacsnode.dimse.server import build_ae
-    from pacsnode.dimse.storage_scp import StorageService
 
     spool.install(archive.store.temp_dir, settings.aet)
     PooledAE.slots, PooledAE.index = slots, index
     ae = build_ae(settings, ae_class=PooledAE)
     SharedSocketServer.listen_socket = sock
-    handlers: list[Any] = [*StorageService(archive).handlers(),
+    handlers: list[Any] = [*services.handlers(archive, settings),
                            *_count_connections(slots, index)]
     server = ae.make_server(sock.getsockname()[:2], evt_handlers=handlers,
                             server_class=SharedSocketServer)

@@ -77,6 +77,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA busy_timeout=60000")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA cache_size=-65536")
+        # DICOM matching is case-sensitive except for person names, whose match columns are
+        # upper-cased (pacsnode.index.matching); SQLite's LIKE is not, unless told.
+        cur.execute("PRAGMA case_sensitive_like=ON")
         cur.close()
 
     @event.listens_for(engine, "begin")
