@@ -10,7 +10,9 @@ from a level's DICOM JSON (:meth:`Condition.test`), with the same meaning:
 * **Single value** (C.2.2.2.1): equality. Non-PN attributes match case-sensitively; PN
   attributes case-insensitively (left to the implementation by the standard; see
   ``docs/conformance.md``). A person name matches if the query equals the whole stored value
-  or any one of its component groups (alphabetic, ideographic, phonetic).
+  or its alphabetic component group; a query value with non-ASCII characters may also
+  equal the ideographic or the phonetic group. (ASCII queries so keep to the name's index;
+  the others scan the names.) Wildcards follow the same rule.
 * **List of UID** (C.2.2.2.2): a UI value with several values matches any of them.
 * **Wildcard** (C.2.2.2.4): ``*`` (any sequence of characters, including none) and ``?``
   (exactly one character, also one non-ASCII character) for every VR except DA, TM, DT, UI,
@@ -103,9 +105,14 @@ class Condition:
 
         whole = column == value if exact else like(pattern)
         if self.vr == "PN":
-            # the whole name, or one component group of alphabetic=ideographic=phonetic
-            return sa.or_(whole, like(pattern + "=%"), like("%=" + pattern),
-                          like("%=" + pattern + "=%"))
+            # the whole name or its alphabetic group (both use the column's index); a value
+            # with non-ASCII characters also the ideographic or phonetic group (a scan)
+            alternatives = [whole]
+            if exact or not pattern.endswith("%"):
+                alternatives.append(like(pattern + "=%"))
+            if not value.isascii():
+                alternatives += [like("%=" + pattern), like("%=" + pattern + "=%")]
+            return sa.or_(*alternatives) if len(alternatives) > 1 else whole
         if multi:
             return sa.or_(whole, like(pattern + "\\%"), like("%\\" + pattern),
                           like("%\\" + pattern + "\\%"))
@@ -150,7 +157,8 @@ class Condition:
         candidates = [stored]
         if self.vr == "PN":
             stored = stored.upper()
-            candidates = [stored, *stored.split("=")]
+            groups = stored.split("=")
+            candidates = [stored, *groups] if not value.isascii() else [stored, groups[0]]
         if self.kind is Kind.WILDCARD:
             return any(wildcard_match(value, c) for c in candidates)
         return value in candidates
