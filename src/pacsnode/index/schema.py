@@ -121,3 +121,18 @@ instance = sa.Table(
     sa.Index(None, "sop_class_uid"),
     sa.Index(None, "storage_key"),
 )
+
+# Other DICOM nodes added at run time (``pacsnode peers add``), seen by every node sharing the
+# database; ``[peers.NAME]`` entries of the TOML file are not stored here (and win on a name
+# clash, see :mod:`pacsnode.core.peers`). An AE title is 1–16 characters (PS3.5 6.2).
+peer = sa.Table(
+    "peer",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", SHORT, nullable=False, unique=True),
+    sa.Column("aet", sa.String(16), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("port", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index(None, "aet"),
+)
