@@ -23,12 +23,19 @@ install: $(VENV)/.installed
 serve: install
 	$(BIN)/pacsnode serve $(ARGS)
 
-# DCMTK's command-line tools are what the integration tests drive pacsnode with.
+# DCMTK's command-line tools are what the integration tests drive pacsnode with; Orthanc is
+# the peer PACS of the query/retrieve tests.
 test-deps: install
 	@if ! /usr/bin/storescu --version 2>/dev/null | grep -qi dcmtk; then \
 	  echo "installing DCMTK from Debian's packages"; \
 	  $(SUDO) apt-get install -y -q dcmtk >/dev/null 2>&1 || \
 	  { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dcmtk; }; \
+	fi
+	@if [ ! -x /usr/sbin/Orthanc ]; then \
+	  echo "installing Orthanc from Debian's packages"; \
+	  $(SUDO) apt-get install -y -q --no-install-recommends orthanc orthanc-dicomweb \
+	    >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
+	    $(SUDO) apt-get install -y -q --no-install-recommends orthanc orthanc-dicomweb; }; \
 	fi
 
 lint: install
