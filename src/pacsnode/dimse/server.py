@@ -14,7 +14,7 @@ from pynetdicom.transport import AssociationServer
 
 from pacsnode.config import Settings
 from pacsnode.core.archive import Archive
-from pacsnode.dimse import services, spool, transport_tuning
+from pacsnode.dimse import negotiation, services, spool, transport_tuning
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ def _register_extra_storage_classes() -> None:
 def build_ae(settings: Settings, ae_class: type[AE] = AE) -> AE:
     """The application entity with pacsnode's contexts, limits and timeouts."""
     transport_tuning.install(settings.max_pdu_size)
+    negotiation.install()
     _register_extra_storage_classes()
     ae = ae_class(ae_title=settings.aet)
     ae.maximum_associations = settings.max_associations
@@ -93,6 +94,7 @@ def build_ae(settings: Settings, ae_class: type[AE] = AE) -> AE:
 def start(settings: Settings, archive: Archive) -> AssociationServer:
     """Start listening (non-blocking); returns the server to ``shutdown()`` later."""
     spool.install(archive.store.temp_dir, settings.aet)
+    services.install_access_policy(archive, settings)
     ae = build_ae(settings)
     handlers = services.handlers(archive, settings)
     server = ae.start_server((settings.dicom_host, settings.dicom_port), block=False,

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pacsnode.config import Settings
+from pacsnode.config import Peer, Settings
+from pacsnode.core import peers
 from pacsnode.core.archive import Archive
+from pacsnode.dimse import access
 from pacsnode.dimse.find_scp import FindService
+from pacsnode.dimse.retrieve_scp import RetrieveService
 from pacsnode.dimse.storage_scp import StorageService
 
 # Query/Retrieve SOP classes (PS3.4 C.6.1, C.6.2): FIND, MOVE and GET of both models.
@@ -21,9 +24,19 @@ QUERY_RETRIEVE_SOP_CLASSES = (PATIENT_ROOT_FIND, STUDY_ROOT_FIND, PATIENT_ROOT_M
                               STUDY_ROOT_MOVE, PATIENT_ROOT_GET, STUDY_ROOT_GET)
 
 
+def install_access_policy(archive: Archive, settings: Settings) -> None:
+    """Restrict Query/Retrieve associations to declared peers if configured (PS3.8 9.3.4)."""
+    lookup = None
+    if settings.restrict_qr_to_peers:
+        def lookup(aet: str) -> Peer | None:
+            return peers.by_aet(settings, aet, archive.engine)
+    access.install(lookup, check_host=settings.check_peer_host)
+
+
 def handlers(archive: Archive, settings: Settings) -> list[Any]:
     """Every (event, handler) pair the listener binds."""
     return [
         *StorageService(archive).handlers(),
         *FindService(archive, settings.aet).handlers(),
+        *RetrieveService(archive, settings).handlers(),  # C-MOVE, C-GET (PS3.4 C.4.2, C.4.3)
     ]

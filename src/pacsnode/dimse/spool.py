@@ -127,10 +127,12 @@ def _write_meta(fp: Any, file_meta: FileMetaDataset, *args: Any, **kwargs: Any) 
         _original_write_meta(fp, file_meta, *args, **kwargs)
         return
     # Runs in the association's DUL thread (pynetdicom's DULServiceProvider), which knows
-    # its association and so the calling AE title.
+    # its association and so the peer's AE title: the requestor's on an association we
+    # accepted, the acceptor's on one we requested (instances arriving on our C-GET).
     assoc = getattr(threading.current_thread(), "assoc", None)
-    requestor = getattr(assoc, "requestor", None)
-    sending = str(getattr(requestor, "ae_title", "") or "").strip()
+    peer = getattr(assoc, "acceptor" if getattr(assoc, "is_requestor", False) else "requestor",
+                   None)
+    sending = str(getattr(peer, "ae_title", "") or "").strip()
     try:
         header = file_header(
             sop_class_uid=str(file_meta.MediaStorageSOPClassUID),

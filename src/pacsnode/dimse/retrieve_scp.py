@@ -1,0 +1,774 @@
+"""C-MOVE and C-GET SCP for the Patient Root and Study Root Query/Retrieve Information
+Models (PS3.4 C.4.2, C.4.3, C.6.1, C.6.2), sending every instance as it is stored.
+
+pynetdicom 3's own C-MOVE/C-GET SCP (``QueryRetrieveServiceClass._move_scp``/``_get_scp``)
+sends only pydicom Datasets, which it encodes again: neither byte-exact nor fast. pacsnode
+serves these requests itself: :func:`install` wraps ``QueryRetrieveServiceClass.SCP`` so
+that a C-MOVE or C-GET request of one of the four models, on an association whose
+``EVT_C_MOVE``/``EVT_C_GET`` handler is a :class:`RetrieveService` method, is served by
+:meth:`RetrieveService.serve`; C-FIND and every other model stay with pynetdicom. The
+responses follow pynetdicom's conventions (``dimse.send_msg``, ``is_cancelled``).
+
+* **Identifier** (PS3.4 C.4.2.2.1, C.4.3.2.1): the Query/Retrieve Level and the unique key of
+  that level are required (a level the model lacks, or a missing unique key: 0xA900); the
+  unique keys of the levels above are used when present; other keys are ignored. UID keys
+  may be lists of UIDs (C.2.2.2.2); Patient ID is matched as a single value, never as a
+  wildcard. An identifier that cannot be decoded: 0xC000.
+* **Instances** are read from the index in one snapshot (a count, the (SOP class, transfer
+  syntax) pairs, then the instances streamed in batches): memory stays bounded whatever the
+  number of instances. More than 65,535 (the sub-operation counts are US): 0xA701.
+* **Sub-operations** send the stored file (pacsnode's file meta, then the data set exactly
+  as received) streamed from disk, so the data set arrives byte-identical — when the peer
+  accepted the instance's stored transfer syntax. Otherwise it is converted with pydicom to
+  an accepted uncompressed syntax (Explicit, else Implicit VR Little Endian) — compressed
+  pixel data decompressed (``Dataset.decompress``, same SOP Instance UID), big endian
+  byte-swapped — through a temporary file; with no such context the sub-operation fails.
+* **C-MOVE** (C.4.2): the destination AE title must be a known peer, from the TOML file or
+  the index (:func:`pacsnode.core.peers.by_aet`), else 0xA801. One association to it,
+  calling AE title ours, proposing per SOP class each stored transfer syntax and both
+  uncompressed ones, each in a context of its own (fewer, grouped contexts when that
+  exceeds 128); each C-STORE carries the Move Originator AE Title (the C-MOVE requestor's)
+  and Message ID and the C-MOVE's Priority (PS3.7 9.1.1.1). An association that cannot be
+  established: 0xA702 with every instance failed.
+* **C-GET** (C.4.3): C-STOREs on the same association, in the storage contexts the requestor
+  proposed with the SCP role (SCP/SCU Role Selection, PS3.7 D.3.3.4).
+* **Responses**: a Pending response (0xFF00) after each sub-operation but the last, with the
+  remaining, completed, failed and warning counts; then Success (0x0000), 0xB000 (some
+  failures or warnings) or 0xA702 (every sub-operation failed), or 0xFE00 after a C-CANCEL
+  (checked before each sub-operation), with the counts; the Failed SOP Instance UID List
+  only when a sub-operation failed, never in a Pending response (PS3.4 C.4.2.1.5,
+  C.4.3.1.4, C.4.2.3.1). No match: Success with zero counts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+import sqlalchemy as sa
+import sqlalchemy.exc
+from pydicom.dataset import Dataset
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import AE, _config, evt
+from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_GET, C_MOVE
+from pynetdicom.dsutils import decode, encode
+from pynetdicom.presentation import PresentationContext, build_context
+from pynetdicom.service_class import QueryRetrieveServiceClass
+from pynetdicom.status import STATUS_FAILURE, STATUS_SUCCESS, STATUS_WARNING, code_to_category
+from sqlalchemy.engine import Engine
+
+from pacsnode.config import Peer, Settings
+from pacsnode.core import peers
+from pacsnode.core.archive import Archive
+from pacsnode.dimse import statuses
+from pacsnode.index.levels import Level
+from pacsnode.index.matching import Condition, Kind
+from pacsnode.index.query_keys import UNIQUE_KEYS
+from pacsnode.index.schema import instance
+from pacsnode.index.search import FETCH_BATCH, compile_search
+
+log = logging.getLogger(__name__)
+
+_config.STORE_SEND_CHUNKED_DATASET = True  # send_c_store(path) streams the file as stored
+
+_PATIENT_ROOT = (Level.PATIENT, Level.STUDY, Level.SERIES, Level.IMAGE)
+_STUDY_ROOT = (Level.STUDY, Level.SERIES, Level.IMAGE)
+# SOP class UID -> (DIMSE service, model name, levels) (PS3.4 C.6.1, C.6.2)
+MODELS: dict[str, tuple[str, str, tuple[Level, ...]]] = {
+    "1.2.840.10008.5.1.4.1.2.1.2": ("C-MOVE", "Patient Root", _PATIENT_ROOT),
+    "1.2.840.10008.5.1.4.1.2.2.2": ("C-MOVE", "Study Root", _STUDY_ROOT),
+    "1.2.840.10008.5.1.4.1.2.1.3": ("C-GET", "Patient Root", _PATIENT_ROOT),
+    "1.2.840.10008.5.1.4.1.2.2.3": ("C-GET", "Study Root", _STUDY_ROOT),
+}
+KEY_NAMES = {Level.PATIENT: "Patient ID", Level.STUDY: "Study Instance UID",
+             Level.SERIES: "Series Instance UID", Level.IMAGE: "SOP Instance UID"}
+
+# C-MOVE/C-GET statuses not in pacsnode.dimse.statuses (PS3.4 C.4.2.1.5, C.4.3.1.4)
+UNABLE_TO_CALCULATE = 0xA701  # Refused: Out of Resources - Unable to calculate number of matches
+SUBOPS_FAILED = 0xA702  # Refused: Out of Resources - Unable to perform sub-operations
+
+MAX_SUBOPERATIONS = 0xFFFF  # the Number of ... Sub-operations are US (PS3.7 E.1)
+MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are odd numbers 1-255
+MAX_UI_LENGTH = 0xFFFE  # an explicit VR UI value has a 16-bit length (PS3.5 7.1.2)
+UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)  # in order of preference
+REACTOR_PAUSE_TIMEOUT_S = 5.0
+
+
+class RetrieveError(Exception):
+    """A request refused as a whole, with its status and Error Comment."""
+
+    def __init__(self, status: int, comment: str) -> None:
+        super().__init__(comment)
+        self.status = status
+        self.comment = comment
+
+
+# -- the identifier ------------------------------------------------------------------------
+
+
+def _values(identifier: Dataset, tag: int) -> list[str]:
+    """The non-empty values of ``tag`` in ``identifier`` (several for a list of UIDs)."""
+    elem = identifier.get(tag)
+    if elem is None or elem.value is None:
+        return []
+    value = elem.value
+    items = [value] if isinstance(value, str | bytes) else list(value)
+    out = []
+    for item in items:
+        text = item.decode("ascii", "replace") if isinstance(item, bytes) else str(item)
+        text = text.strip(" \x00")
+        if text:
+            out.append(text)
+    return out
+
+
+def parse_identifier(identifier: Dataset, model_uid: str) -> tuple[Level, dict[int, Condition]]:
+    """The retrieve level and the index conditions selecting the instances to send
+    (PS3.4 C.4.2.2.1, C.4.3.2.1: the unique keys of the level and the levels above)."""
+    _, name, levels = MODELS[model_uid]
+    raw = str(identifier.get("QueryRetrieveLevel", "") or "").strip().upper()
+    try:
+        level = Level(raw)
+    except ValueError:
+        raise RetrieveError(statuses.IDENTIFIER_DOES_NOT_MATCH,
+                            f"Query/Retrieve Level {raw!r} is not one of "
+                            f"{', '.join(lv.value for lv in levels)}") from None
+    if level not in levels:
+        raise RetrieveError(statuses.IDENTIFIER_DOES_NOT_MATCH,
+                            f"the {name} model has no {level.value} level")
+    keys: dict[int, Condition] = {}
+    for lv in levels[:levels.index(level) + 1]:
+        tag = UNIQUE_KEYS[lv]
+        values = _values(identifier, tag)
+        if not values:
+            if lv is level:
+                raise RetrieveError(statuses.IDENTIFIER_DOES_NOT_MATCH,
+                                    f"a {level.value} retrieve needs a {KEY_NAMES[lv]}")
+            continue  # a unique key above the level is optional here
+        if lv is Level.PATIENT:  # single value matching, no wildcards (C.4.2.2.1)
+            keys[tag] = Condition(Kind.SINGLE, "LO", values=tuple(values))
+        else:
+            keys[tag] = Condition(Kind.UID_LIST if len(values) > 1 else Kind.SINGLE, "UI",
+                                  values=tuple(values))
+    return level, keys
+
+
+# -- the instances -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredInstance:
+    """What a sub-operation needs to know of one instance."""
+
+    sop_instance_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    storage_key: str
+
+
+@dataclass
+class Selection:
+    """The instances a retrieve sends, read in one snapshot of the index: their number,
+    the stored transfer syntaxes per SOP class, and the instances themselves (streamed)."""
+
+    count: int
+    syntaxes: dict[str, set[str]]
+    instances: Iterator[StoredInstance]
+
+
+@contextlib.contextmanager
+def select_instances(engine: Engine, keys: dict[int, Condition]) -> Iterator[Selection]:
+    """Open a read snapshot (REPEATABLE READ on PostgreSQL, a read transaction on SQLite)
+    and select the instances matching ``keys``; the instances are fetched in batches as the
+    iterator is consumed, until the context ends."""
+    plan = compile_search(Level.IMAGE, keys)
+    if plan.json_filters or plan.unmatchable:  # only index columns are used as keys
+        raise RuntimeError("retrieve keys must all be index columns")
+    stmt = plan.statement
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            count = conn.execute(stmt.with_only_columns(sa.func.count()).order_by(None)
+                                 ).scalar_one()
+            syntaxes: dict[str, set[str]] = {}
+            pairs = stmt.with_only_columns(instance.c.sop_class_uid,
+                                           instance.c.transfer_syntax_uid
+                                           ).distinct().order_by(None)
+            for sop_class, syntax in conn.execute(pairs):
+                syntaxes.setdefault(str(sop_class), set()).add(str(syntax))
+
+            def stream() -> Generator[StoredInstance, None, None]:
+                rows = conn.execution_options(yield_per=FETCH_BATCH).execute(
+                    stmt.with_only_columns(instance.c.sop_instance_uid,
+                                           instance.c.sop_class_uid,
+                                           instance.c.transfer_syntax_uid,
+                                           instance.c.storage_key))
+                for uid, sop_class, syntax, key in rows:
+                    yield StoredInstance(str(uid), str(sop_class), str(syntax), str(key))
+
+            instances = stream()
+            try:
+                yield Selection(int(count), syntaxes, instances)
+            finally:
+                instances.close()
+
+
+# -- presentation contexts -----------------------------------------------------------------
+
+
+def _ordered(syntaxes: set[str]) -> list[str]:
+    """Transfer syntaxes in a stable order, the uncompressed ones last."""
+    return sorted(s for s in syntaxes if s not in UNCOMPRESSED) + \
+        [s for s in UNCOMPRESSED if s in syntaxes]
+
+
+def propose_contexts(syntaxes: dict[str, set[str]]
+                     ) -> tuple[list[PresentationContext], list[str]]:
+    """The presentation contexts a C-MOVE proposes to its destination (at most 128), and
+    the SOP classes left without one (when there are more than 128 SOP classes).
+
+    Each SOP class gets its stored transfer syntaxes and both uncompressed ones, one
+    context each (so that the destination accepts or refuses each on its own); if that
+    needs more than 128 contexts, the two uncompressed syntaxes share one context per SOP
+    class; if still too many, each SOP class gets one context with all its syntaxes."""
+    classes = sorted(syntaxes)
+    plans: list[list[tuple[str, list[str]]]] = [
+        [(c, [s]) for c in classes for s in _ordered(syntaxes[c] | set(UNCOMPRESSED))],
+        [(c, [s]) for c in classes for s in _ordered(syntaxes[c] - set(UNCOMPRESSED))]
+        + [(c, list(UNCOMPRESSED)) for c in classes],
+        [(c, _ordered(syntaxes[c] | set(UNCOMPRESSED))) for c in classes],
+    ]
+    for plan in plans:
+        if len(plan) <= MAX_CONTEXTS:
+            return [build_context(c, s) for c, s in plan], []
+    kept = plans[-1][:MAX_CONTEXTS]
+    return [build_context(c, s) for c, s in kept], classes[MAX_CONTEXTS:]
+
+
+def accepted_syntaxes(assoc: Association) -> dict[str, set[str]]:
+    """The transfer syntaxes in which we may send each SOP class over ``assoc`` (accepted
+    contexts in which we have the SCU role)."""
+    out: dict[str, set[str]] = {}
+    for cx in assoc.accepted_contexts:
+        if cx.as_scu and cx.abstract_syntax and cx.transfer_syntax:
+            out.setdefault(str(cx.abstract_syntax), set()).add(str(cx.transfer_syntax[0]))
+    return out
+
+
+def choose_syntax(stored: str, accepted: set[str]) -> str | None:
+    """The transfer syntax to send an instance in: as stored if accepted, else an accepted
+    uncompressed one (Explicit VR Little Endian first), else None."""
+    if stored in accepted:
+        return stored
+    for syntax in UNCOMPRESSED:
+        if syntax in accepted:
+            return syntax
+    return None
+
+
+# Binary VRs whose values pydicom keeps as bytes in the data set's byte order, by word size.
+_WORD_SIZES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+def _swap_to_little_endian(ds: Dataset) -> None:
+    """Byte-swap the words of the OW/OF/OL/OD/OV values of a data set read in big endian
+    (pydicom decodes the other VRs into numbers, which it writes in the new byte order)."""
+    for elem in ds:
+        if elem.VR == "SQ":
+            for item in elem.value or ():
+                _swap_to_little_endian(item)
+        elif elem.VR in _WORD_SIZES and isinstance(elem.value, bytes) and elem.value:
+            size = _WORD_SIZES[str(elem.VR)]
+            if len(elem.value) % size:
+                raise ValueError(f"{elem.tag}: {len(elem.value)} bytes is not whole words")
+            elem.value = np.frombuffer(elem.value, dtype=f">u{size}").byteswap().tobytes()
+
+
+def convert(source: Path, target: str, out: Any) -> None:
+    """Write ``source`` (a Part-10 file) to ``out`` as a Part-10 file in the uncompressed
+    little endian transfer syntax ``target``: compressed pixel data is decompressed, a big
+    endian data set byte-swapped, the SOP Instance UID kept (PS3.5 8: a change of transfer
+    syntax is not a new instance)."""
+    ds = pydicom.dcmread(source)
+    stored = UID(str(ds.file_meta.TransferSyntaxUID))
+    if stored.is_compressed:
+        ds.decompress(generate_instance_uid=False)
+    elif not stored.is_little_endian:
+        _swap_to_little_endian(ds)
+    ds.file_meta.TransferSyntaxUID = UID(target)
+    pydicom.dcmwrite(out, ds, enforce_file_format=True)
+
+
+class ReactorCheckpoint:
+    """A drop-in for an association's ``_reactor_checkpoint`` (a ``threading.Event`` its
+    reactor thread waits on at the top of each loop) that also tells whether the reactor is
+    parked on it.
+
+    pynetdicom's ``send_c_store`` from another thread clears the checkpoint and waits for
+    the reactor's ``_is_paused`` flag; but that flag stays true for a moment after the
+    previous send set the checkpoint again, so a send right after another may start while
+    the reactor runs one more loop — and the reactor then takes the C-STORE response off
+    the queue as if it were a request ("Received unexpected C-STORE service message"),
+    leaving the send to wait for a DIMSE timeout. :func:`pause_reactor` waits for
+    ``parked`` instead, which is true only while the reactor really waits here."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._flag = True
+        self.parked = False
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def set(self) -> None:
+        with self._cond:
+            self._flag = True
+            self._cond.notify_all()
+
+    def clear(self) -> None:
+        with self._cond:
+            self._flag = False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        with self._cond:
+            if not self._flag:
+                self.parked = True
+                try:
+                    self._cond.wait_for(lambda: self._flag, timeout)
+                finally:
+                    self.parked = False
+            return self._flag
+
+
+def pause_reactor(assoc: Association) -> None:
+    """Park ``assoc``'s reactor thread before sending on it from another thread (pynetdicom's
+    ``send_*`` methods then find it parked, and let it go when done).
+
+    The reactor is woken as well: with pacsnode's event-driven wake-ups
+    (:mod:`pacsnode.dimse.wakeups`) an idle reactor sleeps up to ``IDLE_WAIT_S`` before it
+    reaches the checkpoint, which would delay every C-STORE of a C-MOVE that long."""
+    checkpoint: Any = assoc._reactor_checkpoint
+    if not isinstance(checkpoint, ReactorCheckpoint):
+        checkpoint = ReactorCheckpoint()
+        assoc._reactor_checkpoint = checkpoint
+    checkpoint.clear()
+    wake = getattr(assoc, "_pacsnode_event", None)
+    if wake is not None:
+        wake.set()
+    deadline = time.monotonic() + REACTOR_PAUSE_TIMEOUT_S
+    while not checkpoint.parked and assoc.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.00005)
+
+
+# -- one retrieve --------------------------------------------------------------------------
+
+
+@dataclass
+class Counts:
+    """Sub-operation counts of one retrieve (PS3.4 C.4.2.1.4.2 / C.4.3.1.3.2)."""
+
+    remaining: int = 0
+    completed: int = 0
+    failed: int = 0
+    warning: int = 0
+    failed_uids: list[str] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def record(self, uid: str, category: str, reason: str = "") -> None:
+        self.remaining = max(0, self.remaining - 1)
+        if category == STATUS_SUCCESS:
+            self.completed += 1
+        elif category == STATUS_WARNING:
+            self.warning += 1
+        else:
+            self.failed += 1
+            self.failed_uids.append(uid)
+            self.reasons[reason or "failed"] += 1
+
+
+class _Responder:
+    """Sends the C-MOVE or C-GET responses of one request on the requestor's association."""
+
+    def __init__(self, scp: QueryRetrieveServiceClass, req: C_MOVE | C_GET,
+                 context: PresentationContext) -> None:
+        self.scp = scp
+        self.req = req
+        self.cx_id = int(context.context_id or 0)
+        self.syntax = UID(str(context.transfer_syntax[0]))
+
+    def identifier(self) -> Dataset:
+        """The request's Identifier, decoded in the context's transfer syntax."""
+        if self.req.Identifier is None:
+            raise ValueError("no Identifier")
+        ds = decode(self.req.Identifier, self.syntax.is_implicit_VR,
+                    self.syntax.is_little_endian, self.syntax.is_deflated)
+        for _ in ds:  # pydicom decodes lazily: fail here, not later
+            pass
+        return ds
+
+    def _failed_list(self, uids: list[str]) -> BytesIO:
+        """The Identifier with the Failed SOP Instance UID List; in explicit VR the value has
+        a 16-bit length, so the list is cut to what fits."""
+        if not self.syntax.is_implicit_VR:
+            total, kept = 0, list[str]()
+            for uid in uids:
+                total += len(uid) + (1 if kept else 0)
+                if total > MAX_UI_LENGTH:
+                    log.warning("Failed SOP Instance UID List cut to %d of %d UIDs (explicit "
+                                "VR value length limit)", len(kept), len(uids))
+                    break
+                kept.append(uid)
+            uids = kept
+        ds = Dataset()
+        ds.FailedSOPInstanceUIDList = uids
+        data = encode(ds, self.syntax.is_implicit_VR, self.syntax.is_little_endian,
+                      self.syntax.is_deflated)
+        return BytesIO(data or b"")
+
+    def send(self, status: int, counts: Counts | None = None, *, remaining: bool = False,
+             failed_list: bool = False, comment: str = "") -> None:
+        """One response: ``counts`` (the remaining count only if ``remaining``), the Failed
+        SOP Instance UID List if ``failed_list`` and something failed, an Error Comment."""
+        rsp = C_MOVE() if isinstance(self.req, C_MOVE) else C_GET()
+        rsp.MessageIDBeingRespondedTo = self.req.MessageID
+        rsp.AffectedSOPClassUID = self.req.AffectedSOPClassUID
+        rsp.Status = status
+        if comment:
+            setattr(rsp, "ErrorComment", comment[:64])  # noqa: B010 (typed None upstream)
+        if counts is not None:
+            if remaining:
+                rsp.NumberOfRemainingSuboperations = min(counts.remaining, MAX_SUBOPERATIONS)
+            rsp.NumberOfCompletedSuboperations = counts.completed
+            rsp.NumberOfFailedSuboperations = counts.failed
+            rsp.NumberOfWarningSuboperations = counts.warning
+            if failed_list and counts.failed_uids:
+                rsp.Identifier = self._failed_list(counts.failed_uids)
+        self.scp.dimse.send_msg(rsp, self.cx_id)
+
+
+class _Sender:
+    """Sends instances with C-STORE over one association, each in the transfer syntax it is
+    stored in when accepted, else converted (:func:`convert`)."""
+
+    def __init__(self, archive: Archive, assoc: Association, *, other_thread: bool,
+                 priority: int, originator: tuple[str, int] | None = None) -> None:
+        self.archive = archive
+        self.assoc = assoc
+        self.other_thread = other_thread
+        self.originator = originator
+        self.priority = priority
+        self.accepted = accepted_syntaxes(assoc)
+        self._msg_id = 0
+        self.converted = 0
+
+    def _next_msg_id(self) -> int:
+        self._msg_id = self._msg_id % 0xFFFF + 1
+        return self._msg_id
+
+    def send(self, item: StoredInstance) -> tuple[str, str]:
+        """C-STORE one instance: the sub-operation's status category and, on failure, why."""
+        if not self.assoc.is_established:
+            return STATUS_FAILURE, "association for the C-STOREs lost"
+        target = choose_syntax(item.transfer_syntax_uid,
+                               self.accepted.get(item.sop_class_uid, set()))
+        if target is None:
+            return STATUS_FAILURE, f"no accepted presentation context for {item.sop_class_uid}"
+        source = self.archive.store.path_of(item.storage_key)
+        if not source.is_file():
+            return STATUS_FAILURE, "stored file missing"
+        temp: Path | None = None
+        stage = "C-STORE"
+        try:
+            if target != item.transfer_syntax_uid:
+                stage = f"conversion to {UID(target).name}"
+                fh, temp = self.archive.store.new_temp()
+                with fh:
+                    convert(source, target, fh)
+                self.converted += 1
+                stage = "C-STORE"
+            originator_aet, originator_id = self.originator or (None, None)
+            if self.other_thread:
+                pause_reactor(self.assoc)
+            try:
+                status = self.assoc.send_c_store(temp or source, msg_id=self._next_msg_id(),
+                                                 priority=self.priority,
+                                                 originator_aet=originator_aet,
+                                                 originator_id=originator_id)
+            finally:
+                if self.other_thread:
+                    self.assoc._reactor_checkpoint.set()
+        except Exception as exc:  # pydicom and pynetdicom raise many kinds
+            return STATUS_FAILURE, f"{stage} failed: {type(exc).__name__}: {exc}"[:160]
+        finally:
+            if temp is not None:
+                self.archive.store.discard_temp(temp)
+        if "Status" not in status:
+            return STATUS_FAILURE, "no C-STORE response (timeout or abort)"
+        code = int(status.Status)
+        category = code_to_category(code)
+        if category in (STATUS_SUCCESS, STATUS_WARNING):
+            return category, ""
+        return STATUS_FAILURE, f"C-STORE status 0x{code:04X}"
+
+
+def _peer_name(assoc: Association) -> str:
+    req = assoc.requestor
+    return f"{req.ae_title}@{req.address}:{req.port}"
+
+
+class _Retrieve:
+    """Serving one C-MOVE or C-GET request."""
+
+    def __init__(self, service: RetrieveService, scp: QueryRetrieveServiceClass,
+                 req: C_MOVE | C_GET, context: PresentationContext) -> None:
+        self.service = service
+        self.scp = scp
+        self.req = req
+        self.model = str(context.abstract_syntax)
+        self.op, self.model_name, _ = MODELS[self.model]
+        self.out = _Responder(scp, req, context)
+        self.who = _peer_name(scp.assoc)
+        self.counts = Counts()
+        self.started = time.monotonic()
+        self.level = ""
+        self.destination = ""
+        # the request's Priority for the C-STOREs (0 MEDIUM, 1 HIGH, 2 LOW; PS3.7 9.1.1.1)
+        self.priority = req.Priority if req.Priority in (0, 1, 2) else 0
+
+    # -- helpers --
+
+    def refuse(self, status: int, comment: str, why: str | None = None) -> None:
+        log.warning("%s %s from %s refused (0x%04X): %s", self.op, self.model_name,
+                    self.who, status, why or comment)
+        self.out.send(status, comment=comment)
+
+    def requestor_gone(self) -> bool:
+        assoc = self.scp.assoc
+        return (not assoc.is_established or assoc.acse.is_aborted()
+                or assoc.acse.is_release_requested())
+
+    def summary(self, status: int | None, outcome: str, converted: int = 0) -> None:
+        """The one log line of a retrieve: who, level, destination, counts, outcome."""
+        c = self.counts
+        to = f" to {self.destination}" if self.destination else ""
+        extra = f", {converted} converted" if converted else ""
+        reasons = "; ".join(f"{n}x {why}" for why, n in c.reasons.most_common(3))
+        final = f"0x{status:04X} {outcome}" if status is not None else outcome
+        log.info("%s %s %s from %s%s: %d completed, %d failed, %d warning%s%s, %s in %.2f s",
+                 self.op, self.model_name, self.level, self.who, to, c.completed, c.failed,
+                 c.warning, extra, f" ({reasons})" if reasons else "", final,
+                 time.monotonic() - self.started)
+
+    # -- the request --
+
+    def run(self) -> None:
+        try:
+            identifier = self.out.identifier()
+            level, keys = parse_identifier(identifier, self.model)
+        except RetrieveError as exc:
+            self.refuse(exc.status, exc.comment)
+            return
+        except Exception as exc:  # pydicom raises many types on undecodable data
+            self.refuse(statuses.UNABLE_TO_PROCESS, "cannot decode the identifier",
+                        f"identifier cannot be decoded: {exc}")
+            return
+        self.level = level.value
+        try:
+            peer: Peer | None = None
+            if isinstance(self.req, C_MOVE):
+                peer = self.destination_peer(str(self.req.MoveDestination or "").strip())
+                if peer is None:
+                    return
+            with select_instances(self.service.archive.engine, keys) as selection:
+                self.send_selection(selection, peer)
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            # before any sub-operation: the matches could not be counted (0xA701); during
+            # them: the rest could not be performed (0xA702), with the counts so far
+            log.error("%s from %s: index unavailable: %s", self.op, self.who, exc)
+            c = self.counts
+            status = SUBOPS_FAILED if c.completed or c.failed or c.warning else \
+                UNABLE_TO_CALCULATE
+            if not self.requestor_gone():
+                self.out.send(status, c, failed_list=True, comment="index unavailable")
+            self.summary(status, "index unavailable")
+
+    def destination_peer(self, aet: str) -> Peer | None:
+        """The peer the Move Destination names (TOML peers, then the index's); if none, the
+        request is refused with 0xA801."""
+        settings, engine = self.service.settings, self.service.archive.engine
+        peer = peers.by_aet(settings, aet, engine)
+        if peer is None:
+            known = ", ".join(sorted({p.aet for p in peers.all_peers(settings, engine)}))
+            self.refuse(statuses.MOVE_DESTINATION_UNKNOWN, f"move destination {aet!r} unknown",
+                        f"move destination {aet!r} is not a known peer (known AE titles: "
+                        f"{known or 'none'})")
+            return None
+        self.destination = f"{peer.aet}@{peer.host}:{peer.port}"
+        return peer
+
+    def send_selection(self, selection: Selection, peer: Peer | None) -> None:
+        count = selection.count
+        if count == 0:
+            self.out.send(statuses.SUCCESS, self.counts)
+            self.summary(statuses.SUCCESS, "no match")
+            return
+        if count > MAX_SUBOPERATIONS:
+            self.refuse(UNABLE_TO_CALCULATE, f"{count} instances: at most 65535 per request")
+            return
+        self.counts.remaining = count
+        if peer is None:  # C-GET: the requestor's association
+            sender = _Sender(self.service.archive, self.scp.assoc, other_thread=False,
+                             priority=self.priority)
+            self.send_all(selection, sender)
+            return
+        contexts, left_out = propose_contexts(selection.syntaxes)
+        if left_out:
+            log.warning("C-MOVE to %s: more than %d SOP classes, no presentation context for "
+                        "%d of them", self.destination, MAX_CONTEXTS, len(left_out))
+        try:
+            store_assoc = self.service.associate(peer, contexts)
+        except ConnectionError as exc:
+            for item in selection.instances:
+                self.counts.record(item.sop_instance_uid, STATUS_FAILURE, str(exc))
+            self.out.send(SUBOPS_FAILED, self.counts, failed_list=True,
+                          comment=str(exc)[:64])
+            self.summary(SUBOPS_FAILED, "destination unreachable")
+            return
+        try:
+            originator = (str(self.scp.assoc.requestor.ae_title), int(self.req.MessageID or 0))
+            sender = _Sender(self.service.archive, store_assoc, other_thread=True,
+                             priority=self.priority, originator=originator)
+            self.send_all(selection, sender)
+        finally:
+            if store_assoc.is_established:
+                pause_reactor(store_assoc)
+                store_assoc.release()
+            elif store_assoc.is_alive():
+                store_assoc.abort()
+
+    def send_all(self, selection: Selection, sender: _Sender) -> None:
+        cancelled = False
+        for item in selection.instances:
+            if self.requestor_gone():
+                self.summary(None, f"stopped with {self.counts.remaining} remaining: the "
+                             "requestor's association ended", sender.converted)
+                return
+            if self.scp.is_cancelled(int(self.req.MessageID or 0)):
+                cancelled = True
+                break
+            category, reason = sender.send(item)
+            self.counts.record(item.sop_instance_uid, category, reason)
+            if self.counts.remaining > 0:
+                self.out.send(statuses.PENDING, self.counts, remaining=True)
+        c = self.counts
+        if cancelled:
+            status, outcome = statuses.CANCEL, "cancelled"
+            self.out.send(status, c, remaining=True, failed_list=True)
+        else:
+            if not c.failed and not c.warning:
+                status, outcome = statuses.SUCCESS, "success"
+            elif c.failed and not c.completed and not c.warning:
+                status, outcome = SUBOPS_FAILED, "all sub-operations failed"
+            else:
+                status, outcome = statuses.SUBOPS_WARNING, "with failures or warnings"
+            self.out.send(status, c, failed_list=True)
+        self.summary(status, outcome, sender.converted)
+
+
+# -- the service ---------------------------------------------------------------------------
+
+
+class RetrieveService:
+    """The C-MOVE and C-GET SCP bound to one archive (see the module documentation)."""
+
+    def __init__(self, archive: Archive, settings: Settings) -> None:
+        self.archive = archive
+        self.settings = settings
+
+    def handlers(self) -> list[tuple[Any, Any]]:
+        """The (event, handler) pairs to bind; binding them routes C-MOVE and C-GET of the
+        four models on the association to :meth:`serve` (:func:`install`)."""
+        install()
+        return [(evt.EVT_C_MOVE, self.on_move), (evt.EVT_C_GET, self.on_get)]
+
+    def on_move(self, event: Any) -> Any:
+        """Never called while :func:`install` is in effect (pynetdicom would then answer
+        0xC511)."""
+        raise RuntimeError("C-MOVE is served by pacsnode.dimse.retrieve_scp (not installed)")
+
+    def on_get(self, event: Any) -> Any:
+        """Never called while :func:`install` is in effect (pynetdicom would then answer
+        0xC411)."""
+        raise RuntimeError("C-GET is served by pacsnode.dimse.retrieve_scp (not installed)")
+
+    def associate(self, peer: Peer, contexts: list[PresentationContext]) -> Association:
+        """An association with a C-MOVE destination, our AE title calling."""
+        ae = AE(ae_title=self.settings.aet)
+        ae.acse_timeout = self.settings.acse_timeout
+        ae.dimse_timeout = self.settings.dimse_timeout
+        ae.network_timeout = self.settings.network_timeout
+        ae.maximum_pdu_size = self.settings.max_pdu_size
+        assoc = ae.associate(peer.host, peer.port, contexts=contexts, ae_title=peer.aet)
+        if not assoc.is_established:
+            why = "rejected" if assoc.is_rejected else "failed (no connection, or aborted)"
+            raise ConnectionError(f"association with {peer.aet}@{peer.host}:{peer.port} {why}")
+        assoc._reactor_checkpoint = ReactorCheckpoint()  # type: ignore[assignment]
+        return assoc
+
+    def serve(self, scp: QueryRetrieveServiceClass, req: C_MOVE | C_GET,
+              context: PresentationContext) -> None:
+        """Serve one C-MOVE or C-GET request (PS3.4 C.4.2, C.4.3) to its final response."""
+        try:
+            _Retrieve(self, scp, req, context).run()
+        except Exception:
+            log.exception("%s from %s failed", type(req).__name__, _peer_name(scp.assoc))
+            if scp.assoc.is_established:
+                _Responder(scp, req, context).send(statuses.UNABLE_TO_PROCESS,
+                                                   comment="internal error")
+
+
+# -- the hook into pynetdicom ---------------------------------------------------------------
+
+
+_ORIGINAL_SCP: Callable[..., None] = QueryRetrieveServiceClass.SCP
+
+
+def _bound_service(assoc: Association, req: Any) -> RetrieveService | None:
+    """The RetrieveService whose handler is bound to this request's event, if any."""
+    event = evt.EVT_C_MOVE if isinstance(req, C_MOVE) else \
+        evt.EVT_C_GET if isinstance(req, C_GET) else None
+    if event is None:
+        return None
+    bound = assoc.get_handlers(event)
+    handler = bound[0] if isinstance(bound, tuple) and bound else None
+    service = getattr(handler, "__self__", None)
+    return service if isinstance(service, RetrieveService) else None
+
+
+def _scp(self: QueryRetrieveServiceClass, req: Any, context: PresentationContext) -> None:
+    """``QueryRetrieveServiceClass.SCP``, with C-MOVE and C-GET of the Patient Root and Study
+    Root models served by pacsnode."""
+    service = _bound_service(self.assoc, req)
+    model = MODELS.get(str(context.abstract_syntax))
+    if service is not None and model is not None and \
+            model[0] == ("C-MOVE" if isinstance(req, C_MOVE) else "C-GET"):
+        service.serve(self, req, context)
+        return
+    _ORIGINAL_SCP(self, req, context)
+
+
+def install() -> None:
+    """Route C-MOVE/C-GET to :class:`RetrieveService` (idempotent)."""
+    QueryRetrieveServiceClass.SCP = _scp  # type: ignore[method-assign]
