@@ -64,6 +64,8 @@ class Settings:
     network_timeout: float = 60.0
     workers: int = 0  # receiving processes; 0 = automatic (CPU count, at most 4)
     fsync: bool = True
+    restrict_qr_to_peers: bool = False  # Query/Retrieve only from declared peers
+    check_peer_host: bool = False  # ... and only from their host
     peers: Mapping[str, Peer] = field(default_factory=dict)
 
     @property

@@ -32,13 +32,18 @@ log = logging.getLogger("pacsnode.serve")
 @click.option("--max-pdu-size", type=int, help="Largest PDU we accept, bytes [4194304].")
 @click.option("--require-called-aet/--any-called-aet", default=None,
               help="Refuse associations not addressed to our AE title [any].")
+@click.option("--restrict-qr-to-peers/--qr-from-anyone", default=None,
+              help="Accept query/retrieve associations only from declared peers [anyone].")
+@click.option("--check-peer-host/--any-peer-host", default=None,
+              help="With --restrict-qr-to-peers, also require the peer's host [any].")
 @click.option("--acse-timeout", type=float, help="Seconds to wait for association "
               "messages [30].")
 @click.option("--dimse-timeout", type=float, help="Seconds to wait for DIMSE messages [60].")
 @click.option("--network-timeout", type=float, help="Seconds an idle connection is kept [60].")
 @click.option("--workers", type=int, help="Receiving processes; 0 = one per CPU, at most 4 [0].")
 def serve(config_file: Path | None, **cli: Any) -> None:
-    """Run the PACS: receive (C-STORE) and answer C-ECHO until stopped (Ctrl-C, SIGTERM)."""
+    """Run the PACS: store (C-STORE), answer queries and retrieves (C-FIND, C-MOVE, C-GET)
+    and C-ECHO until stopped (Ctrl-C, SIGTERM)."""
     settings = settings_from(config_file, **cli)
     archive = Archive(settings)
     for temp in archive.store.stale_temps(STALE_TEMP_SECONDS):

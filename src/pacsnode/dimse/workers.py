@@ -135,6 +135,7 @@ def serve_shared(settings: Settings, archive: Any, sock: socket.socket, slots: A
     from pacsnode.dimse.server import build_ae
 
     spool.install(archive.store.temp_dir, settings.aet)
+    services.install_access_policy(archive, settings)
     PooledAE.slots, PooledAE.index = slots, index
     ae = build_ae(settings, ae_class=PooledAE)
     SharedSocketServer.listen_socket = sock
