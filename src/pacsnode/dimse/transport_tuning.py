@@ -33,7 +33,7 @@ import pynetdicom.transport
 from pynetdicom import _config
 from pynetdicom.transport import AssociationSocket
 
-from pacsnode.dimse import wakeups
+from pacsnode.dimse import direct_send, wakeups
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,7 @@ def install(max_pdu_size: int) -> None:
     # the server's supported contexts; a shallow copy is enough.
     pynetdicom.transport.deepcopy = _shallow_copy  # type: ignore[assignment]
     logging.getLogger("pynetdicom").addFilter(_QuietAbortFilter())
+    direct_send.install()
     wakeups.install()
     if not _config.ENFORCE_UID_CONFORMANCE:
         _config.VALIDATORS["UI"] = _validate_ui
