@@ -42,23 +42,18 @@ responses follow pynetdicom's conventions (``dimse.send_msg``, ``is_cancelled``)
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pydicom
-import sqlalchemy as sa
 import sqlalchemy.exc
 from pydicom.dataset import Dataset
-from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID
 from pynetdicom import AE, _config, evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_GET, C_MOVE
@@ -66,17 +61,17 @@ from pynetdicom.dsutils import decode, encode
 from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.service_class import QueryRetrieveServiceClass
 from pynetdicom.status import STATUS_FAILURE, STATUS_SUCCESS, STATUS_WARNING, code_to_category
-from sqlalchemy.engine import Engine
 
 from pacsnode.config import Peer, Settings
 from pacsnode.core import peers
 from pacsnode.core.archive import Archive
+from pacsnode.core.retrieve import Selection, StoredInstance, select_instances
+from pacsnode.core.transcode import UNCOMPRESSED, choose_syntax, convert
 from pacsnode.dimse import statuses
+from pacsnode.dimse.reactor import ReactorCheckpoint, pause_reactor
 from pacsnode.index.levels import Level
 from pacsnode.index.matching import Condition, Kind
 from pacsnode.index.query_keys import UNIQUE_KEYS
-from pacsnode.index.schema import instance
-from pacsnode.index.search import FETCH_BATCH, compile_search
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +96,6 @@ SUBOPS_FAILED = 0xA702  # Refused: Out of Resources - Unable to perform sub-oper
 MAX_SUBOPERATIONS = 0xFFFF  # the Number of ... Sub-operations are US (PS3.7 E.1)
 MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are odd numbers 1-255
 MAX_UI_LENGTH = 0xFFFE  # an explicit VR UI value has a 16-bit length (PS3.5 7.1.2)
-UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)  # in order of preference
-REACTOR_PAUSE_TIMEOUT_S = 5.0
 
 
 class RetrieveError(Exception):
@@ -164,67 +157,6 @@ def parse_identifier(identifier: Dataset, model_uid: str) -> tuple[Level, dict[i
     return level, keys
 
 
-# -- the instances -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StoredInstance:
-    """What a sub-operation needs to know of one instance."""
-
-    sop_instance_uid: str
-    sop_class_uid: str
-    transfer_syntax_uid: str
-    storage_key: str
-
-
-@dataclass
-class Selection:
-    """The instances a retrieve sends, read in one snapshot of the index: their number,
-    the stored transfer syntaxes per SOP class, and the instances themselves (streamed)."""
-
-    count: int
-    syntaxes: dict[str, set[str]]
-    instances: Iterator[StoredInstance]
-
-
-@contextlib.contextmanager
-def select_instances(engine: Engine, keys: dict[int, Condition]) -> Iterator[Selection]:
-    """Open a read snapshot (REPEATABLE READ on PostgreSQL, a read transaction on SQLite)
-    and select the instances matching ``keys``; the instances are fetched in batches as the
-    iterator is consumed, until the context ends."""
-    plan = compile_search(Level.IMAGE, keys)
-    if plan.json_filters or plan.unmatchable:  # only index columns are used as keys
-        raise RuntimeError("retrieve keys must all be index columns")
-    stmt = plan.statement
-    with engine.connect() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execution_options(isolation_level="REPEATABLE READ")
-        with conn.begin():
-            count = conn.execute(stmt.with_only_columns(sa.func.count()).order_by(None)
-                                 ).scalar_one()
-            syntaxes: dict[str, set[str]] = {}
-            pairs = stmt.with_only_columns(instance.c.sop_class_uid,
-                                           instance.c.transfer_syntax_uid
-                                           ).distinct().order_by(None)
-            for sop_class, syntax in conn.execute(pairs):
-                syntaxes.setdefault(str(sop_class), set()).add(str(syntax))
-
-            def stream() -> Generator[StoredInstance, None, None]:
-                rows = conn.execution_options(yield_per=FETCH_BATCH).execute(
-                    stmt.with_only_columns(instance.c.sop_instance_uid,
-                                           instance.c.sop_class_uid,
-                                           instance.c.transfer_syntax_uid,
-                                           instance.c.storage_key))
-                for uid, sop_class, syntax, key in rows:
-                    yield StoredInstance(str(uid), str(sop_class), str(syntax), str(key))
-
-            instances = stream()
-            try:
-                yield Selection(int(count), syntaxes, instances)
-            finally:
-                instances.close()
-
-
 # -- presentation contexts -----------------------------------------------------------------
 
 
@@ -265,111 +197,6 @@ def accepted_syntaxes(assoc: Association) -> dict[str, set[str]]:
         if cx.as_scu and cx.abstract_syntax and cx.transfer_syntax:
             out.setdefault(str(cx.abstract_syntax), set()).add(str(cx.transfer_syntax[0]))
     return out
-
-
-def choose_syntax(stored: str, accepted: set[str]) -> str | None:
-    """The transfer syntax to send an instance in: as stored if accepted, else an accepted
-    uncompressed one (Explicit VR Little Endian first), else None."""
-    if stored in accepted:
-        return stored
-    for syntax in UNCOMPRESSED:
-        if syntax in accepted:
-            return syntax
-    return None
-
-
-# Binary VRs whose values pydicom keeps as bytes in the data set's byte order, by word size.
-_WORD_SIZES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
-
-
-def _swap_to_little_endian(ds: Dataset) -> None:
-    """Byte-swap the words of the OW/OF/OL/OD/OV values of a data set read in big endian
-    (pydicom decodes the other VRs into numbers, which it writes in the new byte order)."""
-    for elem in ds:
-        if elem.VR == "SQ":
-            for item in elem.value or ():
-                _swap_to_little_endian(item)
-        elif elem.VR in _WORD_SIZES and isinstance(elem.value, bytes) and elem.value:
-            size = _WORD_SIZES[str(elem.VR)]
-            if len(elem.value) % size:
-                raise ValueError(f"{elem.tag}: {len(elem.value)} bytes is not whole words")
-            elem.value = np.frombuffer(elem.value, dtype=f">u{size}").byteswap().tobytes()
-
-
-def convert(source: Path, target: str, out: Any) -> None:
-    """Write ``source`` (a Part-10 file) to ``out`` as a Part-10 file in the uncompressed
-    little endian transfer syntax ``target``: compressed pixel data is decompressed, a big
-    endian data set byte-swapped, the SOP Instance UID kept (PS3.5 8: a change of transfer
-    syntax is not a new instance)."""
-    ds = pydicom.dcmread(source)
-    stored = UID(str(ds.file_meta.TransferSyntaxUID))
-    if stored.is_compressed:
-        ds.decompress(generate_instance_uid=False)
-    elif not stored.is_little_endian:
-        _swap_to_little_endian(ds)
-    ds.file_meta.TransferSyntaxUID = UID(target)
-    pydicom.dcmwrite(out, ds, enforce_file_format=True)
-
-
-class ReactorCheckpoint:
-    """A drop-in for an association's ``_reactor_checkpoint`` (a ``threading.Event`` its
-    reactor thread waits on at the top of each loop) that also tells whether the reactor is
-    parked on it.
-
-    pynetdicom's ``send_c_store`` from another thread clears the checkpoint and waits for
-    the reactor's ``_is_paused`` flag; but that flag stays true for a moment after the
-    previous send set the checkpoint again, so a send right after another may start while
-    the reactor runs one more loop — and the reactor then takes the C-STORE response off
-    the queue as if it were a request ("Received unexpected C-STORE service message"),
-    leaving the send to wait for a DIMSE timeout. :func:`pause_reactor` waits for
-    ``parked`` instead, which is true only while the reactor really waits here."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._flag = True
-        self.parked = False
-
-    def is_set(self) -> bool:
-        return self._flag
-
-    def set(self) -> None:
-        with self._cond:
-            self._flag = True
-            self._cond.notify_all()
-
-    def clear(self) -> None:
-        with self._cond:
-            self._flag = False
-
-    def wait(self, timeout: float | None = None) -> bool:
-        with self._cond:
-            if not self._flag:
-                self.parked = True
-                try:
-                    self._cond.wait_for(lambda: self._flag, timeout)
-                finally:
-                    self.parked = False
-            return self._flag
-
-
-def pause_reactor(assoc: Association) -> None:
-    """Park ``assoc``'s reactor thread before sending on it from another thread (pynetdicom's
-    ``send_*`` methods then find it parked, and let it go when done).
-
-    The reactor is woken as well: with pacsnode's event-driven wake-ups
-    (:mod:`pacsnode.dimse.wakeups`) an idle reactor sleeps up to ``IDLE_WAIT_S`` before it
-    reaches the checkpoint, which would delay every C-STORE of a C-MOVE that long."""
-    checkpoint: Any = assoc._reactor_checkpoint
-    if not isinstance(checkpoint, ReactorCheckpoint):
-        checkpoint = ReactorCheckpoint()
-        assoc._reactor_checkpoint = checkpoint
-    checkpoint.clear()
-    wake = getattr(assoc, "_pacsnode_event", None)
-    if wake is not None:
-        wake.set()
-    deadline = time.monotonic() + REACTOR_PAUSE_TIMEOUT_S
-    while not checkpoint.parked and assoc.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.00005)
 
 
 # -- one retrieve --------------------------------------------------------------------------
