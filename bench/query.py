@@ -165,7 +165,12 @@ def bench_pacsnode(backend: str, sizes: list[int], work: Path, repeat: int) -> l
     try:
         for size in sizes:
             print(f"pacsnode/{backend}: growing the index to {size:,} instances")
-            load_s = ql.load(data, db, size)
+            load_s = ql.load(data, db, size, processes=4 if db else 1)
+            if db:  # statistics after a bulk load (autovacuum would get there later)
+                import psycopg
+
+                with psycopg.connect(db, autocommit=True) as conn:
+                    conn.execute("ANALYZE")
             port = free_port()
             cmd = [exe, "serve", "--data-dir", str(data), "--dicom-port", str(port),
                    "--http-port", str(free_port()), "--log-level", "warning"]

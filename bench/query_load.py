@@ -102,14 +102,35 @@ def _instances(s: int) -> Iterator[records.InstanceRecord]:
 
 
 def load(data_dir: Path, db: str | None, instances: int, *, batch: int = 2000,
-         progress: bool = True) -> float:
+         progress: bool = True, processes: int = 1) -> float:
     """Grow the index at ``data_dir``/``db`` to at least ``instances`` instances (studies
-    already there are kept: loading 10k then 100k adds 90k). Returns seconds spent."""
+    already there are kept: loading 10k then 100k adds 90k). Returns seconds spent.
+    ``processes`` > 1 loads disjoint ranges of patients in parallel (for PostgreSQL)."""
     started = time.perf_counter()
     with Archive.open(data_dir, db=db, fsync=False) as archive:
         have = archive.counts()["instances"]
-        first_study = have // INSTANCES_PER_STUDY
-        last_study = -(-instances // INSTANCES_PER_STUDY)
+    first_study = have // INSTANCES_PER_STUDY
+    last_study = -(-instances // INSTANCES_PER_STUDY)
+    if processes > 1 and last_study - first_study > 1000:
+        import multiprocessing
+
+        step = -(-(last_study - first_study) // processes)
+        step += step % 2  # whole patients (two studies each) per process
+        ranges = [(s, min(s + step, last_study))
+                  for s in range(first_study, last_study, step)]
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(len(ranges)) as pool:
+            pool.starmap(_load_range, [(data_dir, db, a, b, batch) for a, b in ranges])
+        return time.perf_counter() - started
+    _load_range(data_dir, db, first_study, last_study, batch, progress, have, started)
+    return time.perf_counter() - started
+
+
+def _load_range(data_dir: Path, db: str | None, first_study: int, last_study: int,
+                batch: int, progress: bool = False, have: int = 0,
+                started: float | None = None) -> None:
+    started = started or time.perf_counter()
+    with Archive.open(data_dir, db=db, fsync=False) as archive:
         now = time.time()
         pending: list[records.InstanceRecord] = []
 
@@ -136,4 +157,3 @@ def load(data_dir: Path, db: str | None, instances: int, *, batch: int = 2000,
             flush()
         if progress:
             print()
-    return time.perf_counter() - started

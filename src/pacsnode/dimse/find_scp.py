@@ -23,13 +23,15 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import pynetdicom.service_class
 import sqlalchemy.exc
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
-from pynetdicom import evt
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import _config, evt
 
 from pacsnode.core.archive import Archive
-from pacsnode.dimse import backpressure, charsets, statuses
+from pacsnode.dimse import backpressure, charsets, fast_identifier, statuses
 from pacsnode.index import matching
 from pacsnode.index.levels import Level
 from pacsnode.index.matching import Condition
@@ -37,6 +39,7 @@ from pacsnode.index.query_keys import UNIQUE_KEYS
 from pacsnode.index.search import Match
 
 log = logging.getLogger(__name__)
+_pynetdicom_encode = pynetdicom.service_class.encode
 
 FIND_MODELS: dict[str, tuple[str, tuple[Level, ...]]] = {
     "1.2.840.10008.5.1.4.1.2.1.1": (  # Patient Root Query/Retrieve Information Model - FIND
@@ -145,9 +148,20 @@ def _texts(node: Any) -> Iterator[str]:
             yield from _texts(value)
 
 
+class EncodedIdentifier(Dataset):
+    """A response Identifier already encoded (:mod:`pacsnode.dimse.fast_identifier`) for
+    one transfer syntax; pynetdicom's ``encode`` hands the bytes over as they are."""
+
+    encoding: tuple[bool, bool, bool]
+    encoded: bytes
+
+
 def build_response(match: Match, request: Dataset, level: Level, aet: str,
-                   requested_charset: list[str]) -> Dataset:
-    """The Identifier of one Pending response (PS3.4 C.4.1.1.3.2)."""
+                   requested_charset: list[str], transfer_syntax: str | None = None
+                   ) -> Dataset:
+    """The Identifier of one Pending response (PS3.4 C.4.1.1.3.2); already encoded when the
+    presentation context's ``transfer_syntax`` is a little endian one and nothing in it
+    needs pydicom."""
     wanted = _requested_json(match.attrs, request)
     unique = f"{UNIQUE_KEYS[level]:08X}"
     if unique not in wanted and unique in match.attrs:
@@ -156,11 +170,37 @@ def build_response(match: Match, request: Dataset, level: Level, aet: str,
         wanted[f"{INSTANCE_AVAILABILITY:08X}"] = {"vr": "CS", "Value": ["ONLINE"]}
     wanted[f"{RETRIEVE_AET:08X}"] = {"vr": "AE", "Value": [aet]}
     charset = charsets.choose(requested_charset, _texts(wanted))
+    if transfer_syntax in (ImplicitVRLittleEndian, ExplicitVRLittleEndian):
+        elements = {**wanted, f"{QUERY_LEVEL:08X}": {"vr": "CS", "Value": [level.value]}}
+        if charset != [""] and charset:
+            elements[f"{CHARSET:08X}"] = {"vr": "CS", "Value": list(charset)}
+        implicit = transfer_syntax == ImplicitVRLittleEndian
+        data = fast_identifier.encode_identifier(elements, charset, implicit)
+        if data is not None:
+            fast = EncodedIdentifier()
+            fast.encoding = (implicit, True, False)
+            fast.encoded = data
+            return fast
     ds = Dataset.from_json(wanted)
     ds.QueryRetrieveLevel = level.value
     if charset != [""] and charset:
         ds.SpecificCharacterSet = charset if len(charset) > 1 else charset[0]
     return ds
+
+
+def _encode(ds: Any, implicit: bool, little: bool, deflated: bool = False) -> bytes | None:
+    if isinstance(ds, EncodedIdentifier) and ds.encoding == (implicit, little, deflated):
+        return ds.encoded
+    result: bytes | None = _pynetdicom_encode(ds, implicit, little, deflated)
+    return result
+
+
+def install() -> None:
+    """Let pynetdicom's C-FIND SCP send pre-encoded identifiers, and stop it formatting
+    every request and response identifier for a debug log nobody reads."""
+    pynetdicom.service_class.encode = _encode  # type: ignore[assignment]
+    _config.LOG_REQUEST_IDENTIFIERS = False
+    _config.LOG_RESPONSE_IDENTIFIERS = False
 
 
 def requested_charset(identifier: Dataset) -> list[str]:
@@ -176,6 +216,7 @@ class FindService:
     def __init__(self, archive: Archive, aet: str) -> None:
         self.archive = archive
         self.aet = aet
+        install()
 
     def handlers(self) -> list[tuple[Any, Any]]:
         return [(evt.EVT_C_FIND, self.on_find)]
@@ -215,7 +256,8 @@ class FindService:
                     yield statuses.CANCEL, None
                     return
                 count += 1
-                yield pending, build_response(match, identifier, level, self.aet, charset)
+                yield pending, build_response(match, identifier, level, self.aet, charset,
+                                              str(event.context.transfer_syntax))
         except sqlalchemy.exc.SQLAlchemyError as exc:
             log.error("C-FIND from %s: index failed after %d matches: %s", who, count, exc)
             yield statuses.with_comment(statuses.OUT_OF_RESOURCES, "index unavailable"), None
