@@ -13,16 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,40 +26,10 @@ import pydicom
 
 from pacsnode.synthetic import generate_ct_series
 
-ENV = {**os.environ, "TCP_NODELAY": "1"}
+sys.path.insert(0, str(Path(__file__).parent))
+from query import ENV, free_port, process, wait_echo
+
 BIN = Path(sys.prefix) / "bin"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def process(cmd: list[str], log: Path):
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=ENV,
-                                start_new_session=True)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-
-
-def wait_echo(port: int, aet: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if subprocess.run(["/usr/bin/echoscu", "-aec", aet, "127.0.0.1", str(port)],
-                          env=ENV, capture_output=True).returncode == 0:
-            return
-        time.sleep(0.3)
-    raise RuntimeError(f"no C-ECHO answer on port {port}")
 
 
 def move_runs(source_aet: str, source_port: int, study: str, dest_port: int, dest_dir: Path,

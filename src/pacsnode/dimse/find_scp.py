@@ -31,7 +31,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import _config, evt
 
 from pacsnode.core.archive import Archive
-from pacsnode.dimse import backpressure, charsets, fast_identifier, statuses
+from pacsnode.dimse import backpressure, charsets, fast_identifier, qr_models, statuses
 from pacsnode.index import matching
 from pacsnode.index.levels import Level
 from pacsnode.index.matching import Condition
@@ -41,13 +41,6 @@ from pacsnode.index.search import Match
 log = logging.getLogger(__name__)
 _pynetdicom_encode = pynetdicom.service_class.encode
 
-FIND_MODELS: dict[str, tuple[str, tuple[Level, ...]]] = {
-    "1.2.840.10008.5.1.4.1.2.1.1": (  # Patient Root Query/Retrieve Information Model - FIND
-        "Patient Root", (Level.PATIENT, Level.STUDY, Level.SERIES, Level.IMAGE)),
-    "1.2.840.10008.5.1.4.1.2.2.1": (  # Study Root Query/Retrieve Information Model - FIND
-        "Study Root", (Level.STUDY, Level.SERIES, Level.IMAGE)),
-}
-
 QUERY_LEVEL = 0x00080052
 CHARSET = 0x00080005
 RETRIEVE_AET = 0x00080054
@@ -55,31 +48,6 @@ INSTANCE_AVAILABILITY = 0x00080056
 # Keys that steer the query rather than match (PS3.4 C.4.1.1.3, C.6.1.1.1).
 NOT_MATCHED = frozenset({QUERY_LEVEL, CHARSET, RETRIEVE_AET, INSTANCE_AVAILABILITY,
                          0x00080201})  # Timezone Offset From UTC
-
-
-class FindError(Exception):
-    """A request refused as a whole, with its status."""
-
-    def __init__(self, status: int, comment: str) -> None:
-        super().__init__(comment)
-        self.status = status
-        self.comment = comment
-
-
-def parse_level(identifier: Dataset, model_uid: str) -> Level:
-    """The Query/Retrieve Level of ``identifier``, checked against the model."""
-    name, levels = FIND_MODELS.get(model_uid, ("", ()))
-    raw = str(identifier.get("QueryRetrieveLevel", "") or "").strip().upper()
-    try:
-        level = Level(raw)
-    except ValueError:
-        raise FindError(statuses.IDENTIFIER_DOES_NOT_MATCH,
-                        f"Query/Retrieve Level {raw!r} is not one of "
-                        f"{', '.join(lv.value for lv in levels)}") from None
-    if level not in levels:
-        raise FindError(statuses.IDENTIFIER_DOES_NOT_MATCH,
-                        f"the {name} model has no {level.value} level")
-    return level
 
 
 def element_value(elem: DataElement) -> Any:
@@ -228,10 +196,10 @@ class FindService:
         model = str(event.request.AffectedSOPClassUID)
         try:
             identifier = event.identifier
-            level = parse_level(identifier, model)
+            level = qr_models.query_level(identifier, model)
             keys = parse_keys(identifier)
             charset = requested_charset(identifier)
-        except FindError as exc:
+        except qr_models.Refused as exc:
             log.warning("C-FIND from %s refused (0x%04X): %s", who, exc.status, exc.comment)
             yield statuses.with_comment(exc.status, exc.comment), None
             return
@@ -264,9 +232,5 @@ class FindService:
             return
         finally:
             results.close()
-        log.info("C-FIND %s %s from %s: %d matches", model_name(model), level.value, who,
+        log.info("C-FIND %s %s from %s: %d matches", qr_models.model_name(model), level.value, who,
                  count)
-
-
-def model_name(uid: str) -> str:
-    return FIND_MODELS.get(uid, (uid, ()))[0]

@@ -38,22 +38,19 @@ from pynetdicom.presentation import build_role
 from pacsnode.config import Peer
 from pacsnode.core.archive import Archive
 from pacsnode.core.results import IngestResult, Outcome
-from pacsnode.dimse import scu, spool, statuses, transport_tuning
+from pacsnode.dimse import qr_models, scu, spool, statuses, transport_tuning
 from pacsnode.dimse.scu import AssociationFailed
 from pacsnode.dimse.spool import SpoolFile
 
 log = logging.getLogger(__name__)
 
-# The Query/Retrieve Information Models (PS3.4 C.6.1, C.6.2): FIND, MOVE, GET SOP classes.
-MODELS: dict[str, dict[str, str]] = {
-    "patient": {"find": "1.2.840.10008.5.1.4.1.2.1.1", "move": "1.2.840.10008.5.1.4.1.2.1.2",
-                "get": "1.2.840.10008.5.1.4.1.2.1.3"},
-    "study": {"find": "1.2.840.10008.5.1.4.1.2.2.1", "move": "1.2.840.10008.5.1.4.1.2.2.2",
-              "get": "1.2.840.10008.5.1.4.1.2.2.3"},
-}
-# Query/Retrieve Levels each model has (PS3.4 C.6.1.1.1, C.6.2.1.1).
-MODEL_LEVELS = {"patient": ("PATIENT", "STUDY", "SERIES", "IMAGE"),
-                "study": ("STUDY", "SERIES", "IMAGE")}
+# The Query/Retrieve Information Models (PS3.4 C.6.1, C.6.2) by the names the commands use:
+# model -> {"find"|"move"|"get": SOP class UID}, and the levels of each model.
+MODELS: dict[str, dict[str, str]] = {}
+for _uid, (_service, _name, _levels) in qr_models.MODELS.items():
+    MODELS.setdefault(_name.split()[0].lower(), {})[_service[2:].lower()] = _uid
+MODEL_LEVELS = {"patient": tuple(lv.value for lv in qr_models.PATIENT_ROOT_LEVELS),
+                "study": tuple(lv.value for lv in qr_models.STUDY_ROOT_LEVELS)}
 
 PENDING = (0xFF00, 0xFF01)
 MEDIUM = 0x0000  # Priority (0000,0700): 0000H MEDIUM, 0001H HIGH, 0002H LOW (PS3.7 E.1)

@@ -68,6 +68,7 @@ from pacsnode.core.archive import Archive
 from pacsnode.core.retrieve import Selection, StoredInstance, select_instances
 from pacsnode.core.transcode import UNCOMPRESSED, choose_syntax, convert
 from pacsnode.dimse import statuses
+from pacsnode.dimse.qr_models import MODELS, Refused, query_level
 from pacsnode.dimse.reactor import ReactorCheckpoint, pause_reactor
 from pacsnode.index.levels import Level
 from pacsnode.index.matching import Condition, Kind
@@ -77,15 +78,6 @@ log = logging.getLogger(__name__)
 
 _config.STORE_SEND_CHUNKED_DATASET = True  # send_c_store(path) streams the file as stored
 
-_PATIENT_ROOT = (Level.PATIENT, Level.STUDY, Level.SERIES, Level.IMAGE)
-_STUDY_ROOT = (Level.STUDY, Level.SERIES, Level.IMAGE)
-# SOP class UID -> (DIMSE service, model name, levels) (PS3.4 C.6.1, C.6.2)
-MODELS: dict[str, tuple[str, str, tuple[Level, ...]]] = {
-    "1.2.840.10008.5.1.4.1.2.1.2": ("C-MOVE", "Patient Root", _PATIENT_ROOT),
-    "1.2.840.10008.5.1.4.1.2.2.2": ("C-MOVE", "Study Root", _STUDY_ROOT),
-    "1.2.840.10008.5.1.4.1.2.1.3": ("C-GET", "Patient Root", _PATIENT_ROOT),
-    "1.2.840.10008.5.1.4.1.2.2.3": ("C-GET", "Study Root", _STUDY_ROOT),
-}
 KEY_NAMES = {Level.PATIENT: "Patient ID", Level.STUDY: "Study Instance UID",
              Level.SERIES: "Series Instance UID", Level.IMAGE: "SOP Instance UID"}
 
@@ -96,15 +88,6 @@ SUBOPS_FAILED = 0xA702  # Refused: Out of Resources - Unable to perform sub-oper
 MAX_SUBOPERATIONS = 0xFFFF  # the Number of ... Sub-operations are US (PS3.7 E.1)
 MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are odd numbers 1-255
 MAX_UI_LENGTH = 0xFFFE  # an explicit VR UI value has a 16-bit length (PS3.5 7.1.2)
-
-
-class RetrieveError(Exception):
-    """A request refused as a whole, with its status and Error Comment."""
-
-    def __init__(self, status: int, comment: str) -> None:
-        super().__init__(comment)
-        self.status = status
-        self.comment = comment
 
 
 # -- the identifier ------------------------------------------------------------------------
@@ -129,24 +112,15 @@ def _values(identifier: Dataset, tag: int) -> list[str]:
 def parse_identifier(identifier: Dataset, model_uid: str) -> tuple[Level, dict[int, Condition]]:
     """The retrieve level and the index conditions selecting the instances to send
     (PS3.4 C.4.2.2.1, C.4.3.2.1: the unique keys of the level and the levels above)."""
-    _, name, levels = MODELS[model_uid]
-    raw = str(identifier.get("QueryRetrieveLevel", "") or "").strip().upper()
-    try:
-        level = Level(raw)
-    except ValueError:
-        raise RetrieveError(statuses.IDENTIFIER_DOES_NOT_MATCH,
-                            f"Query/Retrieve Level {raw!r} is not one of "
-                            f"{', '.join(lv.value for lv in levels)}") from None
-    if level not in levels:
-        raise RetrieveError(statuses.IDENTIFIER_DOES_NOT_MATCH,
-                            f"the {name} model has no {level.value} level")
+    _, _, levels = MODELS[model_uid]
+    level = query_level(identifier, model_uid)
     keys: dict[int, Condition] = {}
     for lv in levels[:levels.index(level) + 1]:
         tag = UNIQUE_KEYS[lv]
         values = _values(identifier, tag)
         if not values:
             if lv is level:
-                raise RetrieveError(statuses.IDENTIFIER_DOES_NOT_MATCH,
+                raise Refused(statuses.IDENTIFIER_DOES_NOT_MATCH,
                                     f"a {level.value} retrieve needs a {KEY_NAMES[lv]}")
             continue  # a unique key above the level is optional here
         if lv is Level.PATIENT:  # single value matching, no wildcards (C.4.2.2.1)
@@ -404,7 +378,7 @@ class _Retrieve:
         try:
             identifier = self.out.identifier()
             level, keys = parse_identifier(identifier, self.model)
-        except RetrieveError as exc:
+        except Refused as exc:
             self.refuse(exc.status, exc.comment)
             return
         except Exception as exc:  # pydicom raises many types on undecodable data

@@ -8,20 +8,13 @@ from typing import Any
 from pacsnode.config import Peer, Settings
 from pacsnode.core import peers
 from pacsnode.core.archive import Archive
-from pacsnode.dimse import access
+from pacsnode.dimse import access, qr_models
 from pacsnode.dimse.find_scp import FindService
 from pacsnode.dimse.retrieve_scp import RetrieveService
 from pacsnode.dimse.storage_scp import StorageService
 
 # Query/Retrieve SOP classes (PS3.4 C.6.1, C.6.2): FIND, MOVE and GET of both models.
-PATIENT_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.1.1"
-PATIENT_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.1.2"
-PATIENT_ROOT_GET = "1.2.840.10008.5.1.4.1.2.1.3"
-STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
-STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
-STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
-QUERY_RETRIEVE_SOP_CLASSES = (PATIENT_ROOT_FIND, STUDY_ROOT_FIND, PATIENT_ROOT_MOVE,
-                              STUDY_ROOT_MOVE, PATIENT_ROOT_GET, STUDY_ROOT_GET)
+QUERY_RETRIEVE_SOP_CLASSES = qr_models.QUERY_RETRIEVE_SOP_CLASSES
 
 
 def install_access_policy(archive: Archive, settings: Settings) -> None:
