@@ -29,6 +29,7 @@ from typing import Any
 
 from pynetdicom import evt
 from pynetdicom.dimse import _RQ_TO_MESSAGE, _RSP_TO_MESSAGE, DIMSEServiceProvider
+from pynetdicom.dsutils import encode
 from pynetdicom.transport import AssociationSocket
 
 WRITE_CHUNK = 1024 * 1024  # bytes handed to the kernel per sendall
@@ -83,46 +84,64 @@ def _message(self: DIMSEServiceProvider, primitive: Any, context_id: int) -> Any
     return message
 
 
-def _send_direct(self: DIMSEServiceProvider, primitive: Any, context_id: int) -> bool:
-    """Frame and write ``primitive``'s message; False if it has to go pynetdicom's way."""
-    assoc, dul = self.assoc, self.dul
+def _fragments(context_id: int, data: bytes | memoryview, fragment: int, control: int,
+               last: bool = True) -> bytearray:
+    """``data`` as P-DATA-TF PDUs of at most ``fragment`` value bytes; ``control`` is the
+    message control header (PS3.8 E.2) whose last-fragment bit (02H) is set on the final
+    PDV when ``last``."""
+    out = bytearray()
+    view = memoryview(data)
+    for start in range(0, max(len(view), 1), fragment):
+        final = last and start + fragment >= len(view)
+        out += pdu(context_id, control | (0x02 if final else 0), view[start:start + fragment])
+    return out
+
+
+def write_message(dimse: DIMSEServiceProvider, context_id: int, command: bytes, *,
+                  data: bytes | None = None, stored: tuple[Any, int] | None = None) -> bool:
+    """Frame and write one DIMSE message: its encoded ``command`` set, then its data set,
+    either ``data`` or the bytes of the file ``stored`` = (path, offset) from ``offset`` to
+    its end. False if it cannot be sent this way (association not established, DUL queue
+    not draining); OSError if the connection fails."""
+    assoc, dul = dimse.assoc, dimse.dul
     sock = getattr(dul, "socket", None)
     raw = getattr(sock, "socket", None)
     if sock is None or raw is None or not assoc.is_established or not _drain(dul):
         return False
-    message = _message(self, primitive, context_id)
-    evt.trigger(assoc, evt.EVT_DIMSE_SENT, {"message": message})
-    stored = message._data_set_path  # a file-backed C-STORE request: framed from the file
-    message._data_set_path = None
-    max_pdu = int(self.maximum_pdu_size or 0)
+    max_pdu = int(dimse.maximum_pdu_size or 0)
     fragment = max_pdu - 6 if max_pdu else WRITE_CHUNK
-    out = bytearray()
-    for pdata in message.encode_msg(context_id, max_pdu):
-        for cx_id, value in pdata.presentation_data_value_list:
-            out += pdu(cx_id, value[0], value[1:])
-            if len(out) >= WRITE_CHUNK:
-                with _lock_of(sock):
-                    raw.sendall(out)
-                out = bytearray()
+    out = _fragments(context_id, command, fragment, 0x01)
+    if data:
+        out += _fragments(context_id, data, fragment, 0x00)
     with _lock_of(sock):
         if stored is not None:
             path, offset = stored
             with open(path, "rb") as fh:
                 fh.seek(offset)
-                data = fh.read(WRITE_CHUNK)
-                while data:
+                chunk = fh.read(WRITE_CHUNK)
+                while chunk:
                     after = fh.read(WRITE_CHUNK)
-                    view = memoryview(data)
-                    for start in range(0, len(view), fragment):
-                        last = not after and start + fragment >= len(view)
-                        out += pdu(context_id, 0x02 if last else 0x00,
-                                   view[start:start + fragment])
+                    out += _fragments(context_id, chunk, fragment, 0x00, last=not after)
                     if len(out) >= WRITE_CHUNK:
                         raw.sendall(out)
                         out = bytearray()
-                    data = after
+                    chunk = after
         if out:
             raw.sendall(out)
+    return True
+
+
+def _send_direct(self: DIMSEServiceProvider, primitive: Any, context_id: int) -> bool:
+    """Frame and write ``primitive``'s message; False if it has to go pynetdicom's way."""
+    if not self.assoc.is_established:
+        return False
+    message = _message(self, primitive, context_id)
+    stored = message._data_set_path  # a file-backed C-STORE request: framed from the file
+    data = message.data_set.getvalue() if message.data_set is not None else None
+    command = encode(message.command_set, True, True)  # PS3.7 6.3.1: always implicit LE
+    if command is None or not write_message(self, context_id, command, data=data, stored=stored):
+        return False
+    evt.trigger(self.assoc, evt.EVT_DIMSE_SENT, {"message": message})
     return True
 
 

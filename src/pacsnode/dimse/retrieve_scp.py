@@ -48,35 +48,33 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from io import BytesIO
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy.exc
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
-from pynetdicom import AE, _config, evt
+from pynetdicom import AE, evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_GET, C_MOVE
 from pynetdicom.dsutils import decode, encode
 from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.service_class import QueryRetrieveServiceClass
-from pynetdicom.status import STATUS_FAILURE, STATUS_SUCCESS, STATUS_WARNING, code_to_category
+from pynetdicom.status import STATUS_FAILURE, STATUS_SUCCESS, STATUS_WARNING
 
 from pacsnode.config import Peer, Settings
 from pacsnode.core import peers
 from pacsnode.core.archive import Archive
-from pacsnode.core.retrieve import Selection, StoredInstance, select_instances
-from pacsnode.core.transcode import UNCOMPRESSED, choose_syntax, convert
-from pacsnode.dimse import statuses
+from pacsnode.core.retrieve import Selection, select_instances
+from pacsnode.core.transcode import UNCOMPRESSED
+from pacsnode.dimse import command_set, direct_send, statuses
 from pacsnode.dimse.qr_models import MODELS, Refused, query_level
 from pacsnode.dimse.reactor import ReactorCheckpoint, pause_reactor
+from pacsnode.dimse.store_suboperations import StoreSender
 from pacsnode.index.levels import Level
 from pacsnode.index.matching import Condition, Kind
 from pacsnode.index.query_keys import UNIQUE_KEYS
 
 log = logging.getLogger(__name__)
-
-_config.STORE_SEND_CHUNKED_DATASET = True  # send_c_store(path) streams the file as stored
 
 KEY_NAMES = {Level.PATIENT: "Patient ID", Level.STUDY: "Study Instance UID",
              Level.SERIES: "Series Instance UID", Level.IMAGE: "SOP Instance UID"}
@@ -163,16 +161,6 @@ def propose_contexts(syntaxes: dict[str, set[str]]
     return [build_context(c, s) for c, s in kept], classes[MAX_CONTEXTS:]
 
 
-def accepted_syntaxes(assoc: Association) -> dict[str, set[str]]:
-    """The transfer syntaxes in which we may send each SOP class over ``assoc`` (accepted
-    contexts in which we have the SCU role)."""
-    out: dict[str, set[str]] = {}
-    for cx in assoc.accepted_contexts:
-        if cx.as_scu and cx.abstract_syntax and cx.transfer_syntax:
-            out.setdefault(str(cx.abstract_syntax), set()).add(str(cx.transfer_syntax[0]))
-    return out
-
-
 # -- one retrieve --------------------------------------------------------------------------
 
 
@@ -241,10 +229,34 @@ class _Responder:
     def send(self, status: int, counts: Counts | None = None, *, remaining: bool = False,
              failed_list: bool = False, comment: str = "") -> None:
         """One response: ``counts`` (the remaining count only if ``remaining``), the Failed
-        SOP Instance UID List if ``failed_list`` and something failed, an Error Comment."""
-        rsp = C_MOVE() if isinstance(self.req, C_MOVE) else C_GET()
-        rsp.MessageIDBeingRespondedTo = self.req.MessageID
-        rsp.AffectedSOPClassUID = self.req.AffectedSOPClassUID
+        SOP Instance UID List if ``failed_list`` and something failed, an Error Comment.
+        Encoded by :mod:`pacsnode.dimse.command_set` and written directly; through
+        pynetdicom's ``send_msg`` when that is not possible."""
+        identifier = None
+        if counts is not None and failed_list and counts.failed_uids:
+            identifier = self._failed_list(counts.failed_uids)
+        is_move = isinstance(self.req, C_MOVE)
+        message_id = int(self.req.MessageID or 0)
+        sop_class = str(self.req.AffectedSOPClassUID or "")
+        command = command_set.retrieve_rsp(
+            command_set.C_MOVE_RSP if is_move else command_set.C_GET_RSP, message_id,
+            sop_class, status, data_set=identifier is not None,
+            remaining=min(counts.remaining, MAX_SUBOPERATIONS)
+            if counts is not None and remaining else None,
+            completed=counts.completed if counts is not None else None,
+            failed=counts.failed if counts is not None else None,
+            warning=counts.warning if counts is not None else None,
+            error_comment=comment or None)
+        try:
+            if direct_send.write_message(self.scp.dimse, self.cx_id, command,
+                                         data=identifier.getvalue() if identifier else None):
+                return
+        except OSError:
+            self.scp.dimse.dul.event_queue.put("Evt17")  # transport connection closed
+            return
+        rsp = C_MOVE() if is_move else C_GET()
+        rsp.MessageIDBeingRespondedTo = message_id
+        rsp.AffectedSOPClassUID = sop_class
         rsp.Status = status
         if comment:
             setattr(rsp, "ErrorComment", comment[:64])  # noqa: B010 (typed None upstream)
@@ -254,74 +266,8 @@ class _Responder:
             rsp.NumberOfCompletedSuboperations = counts.completed
             rsp.NumberOfFailedSuboperations = counts.failed
             rsp.NumberOfWarningSuboperations = counts.warning
-            if failed_list and counts.failed_uids:
-                rsp.Identifier = self._failed_list(counts.failed_uids)
+            rsp.Identifier = identifier
         self.scp.dimse.send_msg(rsp, self.cx_id)
-
-
-class _Sender:
-    """Sends instances with C-STORE over one association, each in the transfer syntax it is
-    stored in when accepted, else converted (:func:`convert`)."""
-
-    def __init__(self, archive: Archive, assoc: Association, *, other_thread: bool,
-                 priority: int, originator: tuple[str, int] | None = None) -> None:
-        self.archive = archive
-        self.assoc = assoc
-        self.other_thread = other_thread
-        self.originator = originator
-        self.priority = priority
-        self.accepted = accepted_syntaxes(assoc)
-        self._msg_id = 0
-        self.converted = 0
-
-    def _next_msg_id(self) -> int:
-        self._msg_id = self._msg_id % 0xFFFF + 1
-        return self._msg_id
-
-    def send(self, item: StoredInstance) -> tuple[str, str]:
-        """C-STORE one instance: the sub-operation's status category and, on failure, why."""
-        if not self.assoc.is_established:
-            return STATUS_FAILURE, "association for the C-STOREs lost"
-        target = choose_syntax(item.transfer_syntax_uid,
-                               self.accepted.get(item.sop_class_uid, set()))
-        if target is None:
-            return STATUS_FAILURE, f"no accepted presentation context for {item.sop_class_uid}"
-        source = self.archive.store.path_of(item.storage_key)
-        if not source.is_file():
-            return STATUS_FAILURE, "stored file missing"
-        temp: Path | None = None
-        stage = "C-STORE"
-        try:
-            if target != item.transfer_syntax_uid:
-                stage = f"conversion to {UID(target).name}"
-                fh, temp = self.archive.store.new_temp()
-                with fh:
-                    convert(source, target, fh)
-                self.converted += 1
-                stage = "C-STORE"
-            originator_aet, originator_id = self.originator or (None, None)
-            if self.other_thread:
-                pause_reactor(self.assoc)
-            try:
-                status = self.assoc.send_c_store(temp or source, msg_id=self._next_msg_id(),
-                                                 priority=self.priority,
-                                                 originator_aet=originator_aet,
-                                                 originator_id=originator_id)
-            finally:
-                if self.other_thread:
-                    self.assoc._reactor_checkpoint.set()
-        except Exception as exc:  # pydicom and pynetdicom raise many kinds
-            return STATUS_FAILURE, f"{stage} failed: {type(exc).__name__}: {exc}"[:160]
-        finally:
-            if temp is not None:
-                self.archive.store.discard_temp(temp)
-        if "Status" not in status:
-            return STATUS_FAILURE, "no C-STORE response (timeout or abort)"
-        code = int(status.Status)
-        category = code_to_category(code)
-        if category in (STATUS_SUCCESS, STATUS_WARNING):
-            return category, ""
-        return STATUS_FAILURE, f"C-STORE status 0x{code:04X}"
 
 
 def _peer_name(assoc: Association) -> str:
@@ -430,7 +376,7 @@ class _Retrieve:
             return
         self.counts.remaining = count
         if peer is None:  # C-GET: the requestor's association
-            sender = _Sender(self.service.archive, self.scp.assoc, other_thread=False,
+            sender = StoreSender(self.service.archive, self.scp.assoc, other_thread=False,
                              priority=self.priority)
             self.send_all(selection, sender)
             return
@@ -449,7 +395,7 @@ class _Retrieve:
             return
         try:
             originator = (str(self.scp.assoc.requestor.ae_title), int(self.req.MessageID or 0))
-            sender = _Sender(self.service.archive, store_assoc, other_thread=True,
+            sender = StoreSender(self.service.archive, store_assoc, other_thread=True,
                              priority=self.priority, originator=originator)
             self.send_all(selection, sender)
         finally:
@@ -459,20 +405,11 @@ class _Retrieve:
             elif store_assoc.is_alive():
                 store_assoc.abort()
 
-    def send_all(self, selection: Selection, sender: _Sender) -> None:
-        cancelled = False
-        for item in selection.instances:
-            if self.requestor_gone():
-                self.summary(None, f"stopped with {self.counts.remaining} remaining: the "
-                             "requestor's association ended", sender.converted)
-                return
-            if self.scp.is_cancelled(int(self.req.MessageID or 0)):
-                cancelled = True
-                break
-            category, reason = sender.send(item)
-            self.counts.record(item.sop_instance_uid, category, reason)
-            if self.counts.remaining > 0:
-                self.out.send(statuses.PENDING, self.counts, remaining=True)
+    def send_all(self, selection: Selection, sender: StoreSender) -> None:
+        with sender.running():
+            cancelled = self._send_each(selection, sender)
+        if cancelled is None:
+            return
         c = self.counts
         if cancelled:
             status, outcome = statuses.CANCEL, "cancelled"
@@ -486,6 +423,23 @@ class _Retrieve:
                 status, outcome = statuses.SUBOPS_WARNING, "with failures or warnings"
             self.out.send(status, c, failed_list=True)
         self.summary(status, outcome, sender.converted)
+
+
+    def _send_each(self, selection: Selection, sender: StoreSender) -> bool | None:
+        """The sub-operations, with a Pending response after each but the last: True if a
+        C-CANCEL stopped them, None if the requestor's association ended."""
+        for item in selection.instances:
+            if self.requestor_gone():
+                self.summary(None, f"stopped with {self.counts.remaining} remaining: the "
+                             "requestor's association ended", sender.converted)
+                return None
+            if self.scp.is_cancelled(int(self.req.MessageID or 0)):
+                return True
+            category, reason = sender.send(item)
+            self.counts.record(item.sop_instance_uid, category, reason)
+            if self.counts.remaining > 0:
+                self.out.send(statuses.PENDING, self.counts, remaining=True)
+        return False
 
 
 # -- the service ---------------------------------------------------------------------------
