@@ -10,6 +10,10 @@ Command Group Length first), so it is written here element by element.
 from __future__ import annotations
 
 import struct
+from typing import Any
+
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pynetdicom.dimse_messages import _COMMAND_SET_KEYWORDS, _MESSAGE_TYPES
 
 # PS3.7 E.1 command fields
 C_STORE_RQ = 0x0001
@@ -78,4 +82,70 @@ def retrieve_rsp(command_field: int, responding_to: int, sop_class_uid: str | No
                            (0x1023, warning)):
         if value is not None:
             parts.append(_us(element, value))
+    return _finish(b"".join(parts))
+
+
+# -- any C-service message, from its pynetdicom primitive ----------------------------------
+
+_PACKERS = {"US": struct.Struct("<H"), "UL": struct.Struct("<I")}
+_STRING_PAD = {"UI": b"\0", "AE": b" ", "LO": b" ", "SH": b" ", "CS": b" "}
+
+
+def _template(keywords: tuple[str, ...]) -> list[tuple[str, int, str]]:
+    """(keyword, element number, VR) of a message's command set in tag order, without the
+    Command Group Length."""
+    out = [(kw, tag_for_keyword(kw) or 0, dictionary_VR(tag_for_keyword(kw) or 0))
+           for kw in keywords if kw != "CommandGroupLength"]
+    return sorted(out, key=lambda item: item[1])
+
+
+# message name (pynetdicom's, e.g. "C-FIND-RSP") → (command field, template)
+_TEMPLATES = {name: (field, _template(_COMMAND_SET_KEYWORDS[name]))
+              for field, (name, _) in _MESSAGE_TYPES.items()
+              if name.startswith("C-") and name in _COMMAND_SET_KEYWORDS}
+
+
+def _element(element: int, vr: str, value: Any) -> bytes | None:
+    packer = _PACKERS.get(vr)
+    if packer is not None:
+        return _HEADER.pack(0, element, packer.size) + packer.pack(int(value))
+    pad = _STRING_PAD.get(vr)
+    if pad is not None and isinstance(value, str):
+        raw = _text(value, pad)
+        return _HEADER.pack(0, element, len(raw)) + raw
+    return None  # AT, multi-valued or other: left to pynetdicom
+
+
+def message_name(primitive: Any) -> str:
+    """pynetdicom's message class name of a C-service primitive, e.g. ``C_FIND_RSP``
+    (C-CANCEL, which carries a Message ID Being Responded To, is a request)."""
+    kind = type(primitive).__name__
+    is_response = kind != "C_CANCEL" and \
+        getattr(primitive, "MessageIDBeingRespondedTo", None) is not None
+    return f"{kind}_{'RSP' if is_response else 'RQ'}"
+
+
+def of_primitive(primitive: Any, has_data_set: bool) -> bytes | None:
+    """The command set pynetdicom would encode for a C-service ``primitive`` (PS3.7 9.3:
+    every parameter that is set, Command Data Set Type 0001H when a data set follows),
+    or None for a message this module does not encode."""
+    name = message_name(primitive).replace("_", "-")
+    spec = _TEMPLATES.get(name)
+    if spec is None:
+        return None
+    field, template = spec
+    parts = []
+    for keyword, tag, vr in template:
+        if keyword == "CommandField":
+            value: Any = field
+        elif keyword == "CommandDataSetType":
+            value = DATA_SET_PRESENT if has_data_set else NO_DATA_SET
+        else:
+            value = getattr(primitive, keyword, None)
+            if value is None:
+                continue
+        encoded = _element(tag & 0xFFFF, vr, value)
+        if encoded is None:
+            return None
+        parts.append(encoded)
     return _finish(b"".join(parts))

@@ -29,8 +29,11 @@ from typing import Any
 
 from pynetdicom import evt
 from pynetdicom.dimse import _RQ_TO_MESSAGE, _RSP_TO_MESSAGE, DIMSEServiceProvider
+from pynetdicom.dimse_messages import _DATASET_KEYWORDS
 from pynetdicom.dsutils import encode
 from pynetdicom.transport import AssociationSocket
+
+from pacsnode.dimse import command_set
 
 WRITE_CHUNK = 1024 * 1024  # bytes handed to the kernel per sendall
 _DRAIN_TIMEOUT_S = 30.0
@@ -131,15 +134,34 @@ def write_message(dimse: DIMSEServiceProvider, context_id: int, command: bytes, 
     return True
 
 
+def _fast_parts(primitive: Any) -> tuple[bytes, bytes | None, Any] | None:
+    """(command set, data set, stored file) of a C-service primitive encoded by
+    :func:`pacsnode.dimse.command_set.of_primitive`, or None."""
+    keyword = _DATASET_KEYWORDS.get(command_set.message_name(primitive))
+    data_io = getattr(primitive, keyword, None) if keyword else None
+    stored = getattr(primitive, "_dataset_path", None)
+    command = command_set.of_primitive(primitive, data_io is not None or bool(stored))
+    if command is None:
+        return None
+    return command, data_io.getvalue() if data_io is not None else None, stored
+
+
 def _send_direct(self: DIMSEServiceProvider, primitive: Any, context_id: int) -> bool:
-    """Frame and write ``primitive``'s message; False if it has to go pynetdicom's way."""
+    """Frame and write ``primitive``'s message; False if it has to go pynetdicom's way.
+    The command set is encoded by :mod:`pacsnode.dimse.command_set` unless something
+    listens to ``EVT_DIMSE_SENT`` (which wants pynetdicom's message object)."""
     if not self.assoc.is_established:
         return False
+    fast = None if self.assoc.get_handlers(evt.EVT_DIMSE_SENT) else _fast_parts(primitive)
+    if fast is not None:
+        command, data, stored = fast
+        return write_message(self, context_id, command, data=data, stored=stored)
     message = _message(self, primitive, context_id)
     stored = message._data_set_path  # a file-backed C-STORE request: framed from the file
     data = message.data_set.getvalue() if message.data_set is not None else None
-    command = encode(message.command_set, True, True)  # PS3.7 6.3.1: always implicit LE
-    if command is None or not write_message(self, context_id, command, data=data, stored=stored):
+    encoded = encode(message.command_set, True, True)  # PS3.7 6.3.1: always implicit LE
+    if encoded is None or not write_message(self, context_id, encoded, data=data,
+                                            stored=stored):
         return False
     evt.trigger(self.assoc, evt.EVT_DIMSE_SENT, {"message": message})
     return True
