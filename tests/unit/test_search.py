@@ -206,3 +206,26 @@ def _values(items: Iterable[str]) -> list[str]:
 ])
 def test_wildcard_in_python(pattern, text, expected):
     assert matching.wildcard_match(pattern, text) is expected
+
+
+@pytest.mark.parametrize("json_key", [False, True])
+def test_paging_is_stable_and_counts_only_matches(loaded, json_key):
+    """limit/offset page through the matches in one stable order; with a key matched on the
+    series' stored JSON (InstitutionName), rows that key drops do not count towards either."""
+    from pydicom.datadict import tag_for_keyword
+
+    keys = {tag_for_keyword("InstitutionName"): matching.parse("LO", "CLINIC")} \
+        if json_key else {}
+    uid_tag = tag_for_keyword("SeriesInstanceUID")
+
+    def uids(**paging):
+        return [m.attrs[f"{uid_tag:08X}"]["Value"][0]
+                for m in loaded.search(Level.SERIES, keys, **paging)]
+
+    everything = uids()
+    assert len(everything) == (5 if json_key else 7)
+    pages = [uids(limit=3, offset=n) for n in range(0, len(everything), 3)]
+    assert [u for page in pages for u in page] == everything
+    assert uids(limit=2, offset=1) == everything[1:3]
+    assert uids(offset=len(everything)) == []
+    assert uids(limit=0) == []

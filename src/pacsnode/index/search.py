@@ -46,6 +46,9 @@ class Plan:
     statement: sa.Select[Any]
     json_filters: tuple[tuple[int, Level, Condition], ...] = ()
     unmatchable: tuple[int, ...] = ()
+    # with JSON filters, paging happens after them, in Python
+    limit: int | None = None
+    offset: int = 0
 
 
 @dataclass
@@ -106,6 +109,8 @@ def compile_search(level: Level, keys: Mapping[int, Condition], *,
         columns.extend(instance.c[name] for name in FILE_COLUMNS)
     table = TABLES[level]
     stmt = sa.select(*columns).select_from(_joined(level)).where(*where).order_by(table.c.pk)
+    if json_filters:  # rows the JSON filter drops must not count towards limit and offset
+        return Plan(level, stmt, tuple(json_filters), tuple(unmatchable), limit, offset)
     if limit is not None:
         stmt = stmt.limit(limit)
     if offset:
@@ -149,6 +154,9 @@ def run_search(engine: Engine, plan: Plan) -> Iterator[Match]:
     """Stream the matches of ``plan`` (the statement is read in batches; stopping the
     iteration early ends the read transaction)."""
     levels = levels_up_to(plan.level)
+    skip, left = plan.offset, plan.limit
+    if left is not None and left <= 0:
+        return
     with read_transaction(engine) as conn:
         result = conn.execution_options(yield_per=FETCH_BATCH).execute(plan.statement)
         for row in result.mappings():
@@ -156,6 +164,9 @@ def run_search(engine: Engine, plan: Plan) -> Iterator[Match]:
             if plan.json_filters and not all(
                     cond.test((per_level[lv].get(f"{tag:08X}") or {}).get("Value"))
                     for tag, lv, cond in plan.json_filters):
+                continue
+            if skip:
+                skip -= 1
                 continue
             attrs: dict[str, Any] = {}
             for lv in levels:
@@ -167,3 +178,7 @@ def run_search(engine: Engine, plan: Plan) -> Iterator[Match]:
             file = {name: row[name] for name in FILE_COLUMNS} if plan.level is Level.IMAGE \
                 else {}
             yield Match(plan.level, attrs, file)
+            if left is not None:
+                left -= 1
+                if left <= 0:
+                    return
