@@ -108,6 +108,7 @@ class PacsnodeServer:
     extra: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path = field(init=False)
+    http_port: int = field(default_factory=free_port)
 
     def __post_init__(self) -> None:
         self.log_path = self.data_dir.parent / f"serve-{self.port}.log"
@@ -121,7 +122,8 @@ class PacsnodeServer:
     def start(self, timeout: float = 30.0) -> None:
         cmd = [sys.executable, "-m", "pacsnode", "serve", *self.archive_args(),
                "--dicom-host", "127.0.0.1", "--dicom-port", str(self.port),
-               "--aet", self.aet, "--http-port", str(free_port()), *self.extra]
+               "--aet", self.aet, "--http-host", "127.0.0.1", "--http-port",
+               str(self.http_port), *self.extra]
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -146,6 +148,16 @@ class PacsnodeServer:
             self.proc.wait()
         self._log.close()
         return self.proc.returncode
+
+    @property
+    def url(self) -> str:
+        """The web front end's base URL."""
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def dicomweb(self) -> str:
+        """The DICOMweb service root."""
+        return f"{self.url}/dicom-web"
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -52,7 +52,10 @@ class Settings:
     aet: str = "PACSNODE"
     dicom_host: str = "0.0.0.0"
     dicom_port: int = 11112
+    http_host: str = "0.0.0.0"
     http_port: int = 8042
+    public_url: str = ""  # base URL clients reach the web front end at (behind a proxy)
+    cors_origins: str = ""  # comma-separated origins allowed by CORS; "*" = any
     log_level: str = "info"
     log_format: str = "text"
     duplicate_policy: str = "replace"

@@ -1,5 +1,5 @@
-"""``pacsnode serve``: run the node (the DICOM listener; the web front end comes later on
-``--http-port``)."""
+"""``pacsnode serve``: run the node — the DICOM listener and, in the same process, the web
+front end (DICOMweb, REST API) on ``--http-port``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pacsnode.cli.options import common_options, settings_from
 from pacsnode.core.archive import Archive
 from pacsnode.core.consistency import STALE_TEMP_SECONDS
 from pacsnode.dimse import server, workers
+from pacsnode.web import server as web_server
 
 log = logging.getLogger("pacsnode.serve")
 
@@ -25,7 +26,13 @@ log = logging.getLogger("pacsnode.serve")
 @click.option("--aet", help="Our AE title [PACSNODE].")
 @click.option("--dicom-host", help="Address to listen on [0.0.0.0].")
 @click.option("--dicom-port", type=int, help="DICOM port [11112].")
-@click.option("--http-port", type=int, help="HTTP port, reserved for the web front end [8042].")
+@click.option("--http-host", help="Address the web front end listens on [0.0.0.0].")
+@click.option("--http-port", type=int, help="HTTP port of DICOMweb, the REST API and the UI "
+              "[8042].")
+@click.option("--public-url", help="Base URL clients reach the web front end at, for the "
+              "URLs in answers (behind a reverse proxy) [from the request].")
+@click.option("--cors-origins", help="Origins allowed to call the web front end from a "
+              "browser, comma-separated, or '*' [none].")
 @click.option("--duplicate-policy", type=click.Choice(["replace", "keep", "reject"]),
               help="A SOP Instance UID received again with different content [replace].")
 @click.option("--max-associations", type=int, help="Simultaneous associations [100].")
@@ -71,20 +78,30 @@ def serve(config_file: Path | None, **cli: Any) -> None:
         dicom = server.start(settings, archive)
         port = dicom.server_address[1]
 
+    try:
+        web = web_server.start(settings, archive)
+    except OSError as exc:
+        dicom.shutdown()
+        if pool is not None:
+            pool.shutdown()
+        raise click.ClickException(f"cannot listen for HTTP on {settings.http_host}:"
+                                   f"{settings.http_port}: {exc}") from exc
+
     def on_signal(signum: int, _frame: Any) -> None:
         log.info("signal %d: shutting down", signum)
         stop.set()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    click.echo(f"pacsnode ready: DICOM {settings.aet} on port {port}, "
-               f"data in {settings.data_dir}", err=True)
+    click.echo(f"pacsnode ready: DICOM {settings.aet} on port {port}, HTTP on port "
+               f"{web.port}, data in {settings.data_dir}", err=True)
     try:
         if pool is not None:
             pool.watch(stop)
         else:
             stop.wait()
     finally:
+        web.stop()
         if dicom is not None:
             dicom.shutdown()
         if pool is not None:

@@ -116,16 +116,17 @@ class Archive:
 
     def ingest(self, source: Source, *, sending_aet: str = "",
                expect_sop_class: str | None = None,
-               expect_sop_instance: str | None = None) -> IngestResult:
+               expect_sop_instance: str | None = None,
+               expect_study: str | None = None) -> IngestResult:
         """Store and index one DICOM data set: a file path, the bytes of a file, an open
         binary file, or a pydicom :class:`~pydicom.dataset.Dataset`.
 
         Never raises for bad input: the result says stored, already present, replaced,
         kept existing, or rejected with a reason. ``expect_*`` are the UIDs the request
-        announced (a C-STORE's Affected SOP Class/Instance UID); a data set that differs is
-        rejected.
+        announced (a C-STORE's Affected SOP Class/Instance UID, a STOW-RS URL's study); a data
+        set that differs is rejected.
         """
-        expect = Expectation(expect_sop_class, expect_sop_instance)
+        expect = Expectation(expect_sop_class, expect_sop_instance, expect_study)
         if isinstance(source, str | Path):
             with open(source, "rb") as fh:
                 return self._ingestor.ingest_stream(fh, sending_aet=sending_aet, expect=expect)
@@ -200,6 +201,12 @@ class Archive:
                 for name, t in (("patients", patient), ("studies", study),
                                 ("series", series), ("instances", instance))
             }
+
+    def stored_bytes(self) -> int:
+        """The total size of the stored files, as indexed."""
+        with read_transaction(self.engine) as conn:
+            total = conn.execute(sa.select(sa.func.sum(instance.c.file_size))).scalar_one()
+        return int(total or 0)
 
     def find(self, uid: str) -> Node | None:
         """The study, series or instance with this UID (or the patient with this Patient

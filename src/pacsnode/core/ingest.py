@@ -47,10 +47,12 @@ UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 
 @dataclass(frozen=True)
 class Expectation:
-    """What the request said the data set is (C-STORE's Affected SOP Class/Instance UID)."""
+    """What the request said the data set is (C-STORE's Affected SOP Class/Instance UID;
+    the study of a STOW-RS request's URL)."""
 
     sop_class_uid: str | None = None
     sop_instance_uid: str | None = None
+    study_instance_uid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,10 @@ def _check_uids(ds: Dataset, expect: Expectation) -> tuple[RejectReason, str] | 
         return (RejectReason.UID_MISMATCH,
                 f"SOPInstanceUID {_uid(ds, 'SOPInstanceUID')} differs from the request's "
                 f"{expect.sop_instance_uid}")
+    if expect.study_instance_uid and _uid(ds, "StudyInstanceUID") != expect.study_instance_uid:
+        return (RejectReason.UID_MISMATCH,
+                f"StudyInstanceUID {_uid(ds, 'StudyInstanceUID')} is not the study of the "
+                f"request, {expect.study_instance_uid}")
     return None
 
 
@@ -162,6 +168,7 @@ class Ingestor:
         ids: dict[str, Any] = dict(sop_instance_uid=_uid(ds, "SOPInstanceUID"),
                    sop_class_uid=_uid(ds, "SOPClassUID"),
                    study_instance_uid=_uid(ds, "StudyInstanceUID"),
+                   series_instance_uid=_uid(ds, "SeriesInstanceUID"),
                    transfer_syntax=header.transfer_syntax)
         if problem is not None:
             return IngestResult(Outcome.REJECTED, reason=problem[0], detail=problem[1], **ids)

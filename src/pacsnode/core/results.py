@@ -37,6 +37,7 @@ class IngestResult:
     sop_class_uid: str = ""
     study_instance_uid: str = ""
     transfer_syntax: str = ""
+    series_instance_uid: str = ""
     reason: RejectReason | None = None
     detail: str = ""
 

@@ -1,0 +1,41 @@
+"""The web front end: one ASGI app serving DICOMweb under ``/dicom-web`` (PS3.18) and the
+REST API under ``/api``, documented by OpenAPI at ``/docs``. Every route calls the archive
+core (:class:`pacsnode.core.archive.Archive`); none opens the index or the files on its own.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import RedirectResponse
+
+from pacsnode import __version__
+from pacsnode.config import Settings
+from pacsnode.core.archive import Archive
+from pacsnode.web import problems, qido, stow, wado
+from pacsnode.web.urls import DICOMWEB_ROOT
+
+
+def create_app(archive: Archive, settings: Settings) -> FastAPI:
+    """The app for ``archive``; ``settings`` give CORS origins and the public base URL."""
+    app = FastAPI(title="pacsnode", version=__version__,
+                  description="DICOMweb (QIDO-RS, WADO-RS, STOW-RS) and the REST API of a "
+                  "pacsnode archive.")
+    app.state.archive = archive
+    app.state.settings = settings
+    problems.install(app)
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:
+        # Browser-hosted viewers (OHIF on another origin) read these headers of ours.
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"],
+                           allow_headers=["*"], expose_headers=["Content-Type", "Warning",
+                                                                "Content-Location"])
+    app.include_router(qido.router, prefix=DICOMWEB_ROOT, tags=["QIDO-RS"])
+    app.include_router(wado.router, prefix=DICOMWEB_ROOT, tags=["WADO-RS"])
+    app.include_router(stow.router, prefix=DICOMWEB_ROOT, tags=["STOW-RS"])
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    return app

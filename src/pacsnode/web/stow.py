@@ -1,0 +1,165 @@
+"""STOW-RS, the DICOMweb store service (PS3.18 10.5): ``POST /studies`` and
+``POST /studies/{study}`` with ``multipart/related; type="application/dicom"``.
+
+* The body is read as a stream (:func:`pacsnode.web.multipart.read_parts`): each part goes
+  to a temporary file as it arrives, so memory stays bounded whatever the upload's size;
+  then it is stored through the same ingest as C-STORE (:meth:`Archive.ingest`: fsync,
+  rename, index — success means durable).
+* An instance of another study than the URL's is refused (10.5.1.2.2?): FailureReason
+  A900H. A part that is not ``application/dicom``, or not a DICOM data set: C000H. The
+  other failure reasons follow the C-STORE statuses (PS3.4 B.2.3): A700H out of resources,
+  0111H duplicate refused by policy.
+* The response (10.5.3) is DICOM JSON: Referenced SOP Sequence (each stored instance with
+  its Retrieve URL), Failed SOP Sequence (each failure with its Failure Reason), and the
+  study's Retrieve URL when every instance stored belongs to one study. Status 200 when all
+  were stored, 202 when some failed, 409 when none was stored.
+* A body that is not well-formed multipart: 400 with the reason (instances stored before
+  the fault stay stored, and the detail says how many); any other media type: 415.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from pacsnode.core.archive import Archive
+from pacsnode.core.results import IngestResult, RejectReason
+from pacsnode.web import multipart, urls
+from pacsnode.web.media import DICOM, DICOM_JSON, MULTIPART_RELATED
+from pacsnode.web.problems import Problem
+
+log = logging.getLogger("pacsnode.web")
+router = APIRouter()
+
+# PS3.18 10.5.3 Failure Reason values (PS3.4 B.2.3 C-STORE statuses)
+CANNOT_UNDERSTAND = 0xC000
+DOES_NOT_MATCH = 0xA900
+OUT_OF_RESOURCES = 0xA700
+DUPLICATE = 0x0111
+FAILURE_REASONS = {
+    RejectReason.CANNOT_UNDERSTAND: CANNOT_UNDERSTAND,
+    RejectReason.MISSING_UID: CANNOT_UNDERSTAND,
+    RejectReason.SOP_CLASS_MISMATCH: DOES_NOT_MATCH,
+    RejectReason.UID_MISMATCH: DOES_NOT_MATCH,
+    RejectReason.DUPLICATE_REJECTED: DUPLICATE,
+    RejectReason.OUT_OF_RESOURCES: OUT_OF_RESOURCES,
+}
+
+
+def _uid_json(value: str) -> dict[str, Any]:
+    return {"vr": "UI", "Value": [value]} if value else {"vr": "UI"}
+
+
+class Outcomes:
+    """The per-instance results of one request, as the response's sequences."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.referenced: list[dict[str, Any]] = []
+        self.failed: list[dict[str, Any]] = []
+        self.studies: set[str] = set()
+
+    def stored(self, result: IngestResult) -> None:
+        self.studies.add(result.study_instance_uid)
+        url = urls.instance_url(self.root, result.study_instance_uid,
+                                result.series_instance_uid, result.sop_instance_uid)
+        self.referenced.append({"00081150": _uid_json(result.sop_class_uid),
+                                "00081155": _uid_json(result.sop_instance_uid),
+                                "00081190": {"vr": "UR", "Value": [url]}})
+
+    def refused(self, reason: int, sop_class: str = "", sop_instance: str = "") -> None:
+        self.failed.append({"00081150": _uid_json(sop_class),
+                            "00081155": _uid_json(sop_instance),
+                            "00081197": {"vr": "US", "Value": [reason]}})
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if len(self.studies) == 1:
+            out["00081190"] = {"vr": "UR",
+                               "Value": [urls.study_url(self.root, next(iter(self.studies)))]}
+        if self.failed:
+            out["00081198"] = {"vr": "SQ", "Value": self.failed}
+        if self.referenced:
+            out["00081199"] = {"vr": "SQ", "Value": self.referenced}
+        return out
+
+    @property
+    def status(self) -> int:
+        if not self.referenced:
+            return 409
+        return 202 if self.failed else 200
+
+
+def _boundary(request: Request) -> str:
+    header = request.headers.get("content-type", "")
+    media_type, params = multipart.parse_content_type(header) if header else ("", {})
+    if media_type != MULTIPART_RELATED:
+        raise Problem(415, f"STOW-RS takes {MULTIPART_RELATED}; type=\"{DICOM}\", not "
+                      f"{header or 'a body without Content-Type'}")
+    part_type = params.get("type", DICOM).lower()
+    if part_type != DICOM:
+        raise Problem(415, f"only type=\"{DICOM}\" parts are supported, not {part_type!r} "
+                      "(DICOM JSON or XML metadata with bulk data is not)")
+    boundary = params.get("boundary")
+    if not boundary:
+        raise Problem(400, "the multipart Content-Type has no boundary parameter")
+    return boundary
+
+
+async def store(request: Request, study: str | None) -> JSONResponse:
+    """Store the instances of one STOW-RS request (PS3.18 10.5)."""
+    archive: Archive = request.app.state.archive
+    boundary = _boundary(request)
+    outcomes = Outcomes(urls.dicomweb(request))
+    peer = request.client.host if request.client else "?"
+    parts = multipart.read_parts(request.stream(), boundary, archive.store.new_temp)
+    try:
+        async with contextlib.aclosing(parts):
+            async for part in parts:
+                try:
+                    await _store_part(archive, part, study, outcomes, peer)
+                finally:
+                    archive.store.discard_temp(part.path)
+    except multipart.MultipartError as exc:
+        raise Problem(400, f"malformed multipart body: {exc} ({len(outcomes.referenced)} "
+                      "instance(s) before the fault were stored)") from None
+    if not outcomes.referenced and not outcomes.failed:
+        raise Problem(400, "the multipart body has no parts")
+    log.info("STOW-RS from %s: %d stored, %d failed", peer, len(outcomes.referenced),
+             len(outcomes.failed))
+    return JSONResponse(outcomes.body(), status_code=outcomes.status, media_type=DICOM_JSON)
+
+
+async def _store_part(archive: Archive, part: multipart.Part, study: str | None,
+                      outcomes: Outcomes, peer: str) -> None:
+    media_type = (part.content_type or DICOM).split(";")[0].strip().lower()
+    if media_type != DICOM:
+        log.warning("STOW-RS from %s: part of type %s refused: not %s", peer, media_type,
+                    DICOM)
+        outcomes.refused(CANNOT_UNDERSTAND)
+        return
+    result = await anyio.to_thread.run_sync(
+        lambda: archive.ingest(part.path, sending_aet="", expect_study=study))
+    if result.ok:
+        outcomes.stored(result)
+        return
+    reason = FAILURE_REASONS.get(result.reason or RejectReason.CANNOT_UNDERSTAND,
+                                 CANNOT_UNDERSTAND)
+    log.warning("STOW-RS from %s: instance %s refused (0x%04X): %s", peer,
+                result.sop_instance_uid or "?", reason, result.detail)
+    outcomes.refused(reason, result.sop_class_uid, result.sop_instance_uid)
+
+
+@router.post("/studies", summary="Store instances (PS3.18 10.5)")
+async def store_instances(request: Request) -> JSONResponse:
+    return await store(request, None)
+
+
+@router.post("/studies/{study}", summary="Store instances of one study")
+async def store_study_instances(request: Request, study: str) -> JSONResponse:
+    return await store(request, study)

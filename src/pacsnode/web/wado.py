@@ -1,0 +1,251 @@
+"""WADO-RS, the DICOMweb retrieve service (PS3.18 10.4): studies, series and instances as
+``multipart/related; type="application/dicom"``, and their metadata as DICOM JSON from the
+index.
+
+* **Instances** (10.4.1.1.1): each part is the stored Part-10 file — pacsnode's file meta,
+  then the data set exactly as received — streamed from storage, when the client accepts
+  the stored transfer syntax: ``transfer-syntax=*`` (any), or that syntax by UID. With no
+  ``transfer-syntax`` parameter the default of PS3.18 8.7.3.5.2, Explicit VR Little
+  Endian, applies: other syntaxes are converted losslessly
+  (:func:`pacsnode.core.transcode.convert`). A syntax pacsnode cannot produce for every
+  instance asked for: 406. The Accept header's media ranges are tried in order of quality.
+* **Metadata** (10.4.1.1.2): one DICOM JSON object per instance, the patient, study,
+  series and instance attributes the index keeps (private ones included), bulk data as
+  ``BulkDataURI`` pointing at the instance's bulkdata resource; no file is read.
+* Unknown study, series or instance: 404.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+
+from pacsnode.core.archive import Archive
+from pacsnode.core.transcode import UNCOMPRESSED, convert
+from pacsnode.index import matching
+from pacsnode.index.levels import Level
+from pacsnode.index.query_keys import DERIVED_KEYS
+from pacsnode.index.search import Match, Results
+from pacsnode.web import multipart, urls
+from pacsnode.web.media import (
+    DICOM,
+    DICOM_JSON,
+    EXPLICIT_VR_LE,
+    MULTIPART_RELATED,
+    accept_json,
+    not_acceptable,
+    parse_accept,
+)
+from pacsnode.web.problems import Problem
+
+log = logging.getLogger("pacsnode.web")
+router = APIRouter()
+
+STUDY_UID, SERIES_UID, SOP_UID = 0x0020000D, 0x0020000E, 0x00080018
+CHUNK = 1024 * 1024
+_DERIVED = {f"{tag:08X}" for tag in DERIVED_KEYS}
+
+
+def _keys(study: str, series: str | None = None,
+          instance: str | None = None) -> dict[int, matching.Condition]:
+    keys = {STUDY_UID: matching.parse("UI", study)}
+    if series is not None:
+        keys[SERIES_UID] = matching.parse("UI", series)
+    if instance is not None:
+        keys[SOP_UID] = matching.parse("UI", instance)
+    return keys
+
+
+def _what(study: str, series: str | None, instance: str | None) -> str:
+    if instance is not None:
+        return f"instance {instance} of series {series} of study {study}"
+    if series is not None:
+        return f"series {series} of study {study}"
+    return f"study {study}"
+
+
+def _found(archive: Archive, study: str, series: str | None,
+           instance: str | None) -> tuple[Match, Results]:
+    """The first matching instance and the rest of the search; 404 when there is none."""
+    results = archive.search(Level.IMAGE, _keys(study, series, instance))
+    first = next(iter(results), None)
+    if first is None:
+        results.close()
+        raise Problem(404, f"no {_what(study, series, instance)} in this archive")
+    return first, results
+
+
+def _all(first: Match, results: Results) -> Iterator[Match]:
+    try:
+        yield first
+        yield from results
+    finally:
+        results.close()
+
+
+def stored_syntaxes(archive: Archive, study: str, series: str | None,
+                    instance: str | None) -> set[str]:
+    """The transfer syntaxes the instances asked for are stored in."""
+    results = archive.search(Level.IMAGE, _keys(study, series, instance))
+    try:
+        return {str(m.file["transfer_syntax_uid"]) for m in results}
+    finally:
+        results.close()
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The transfer syntax to send: ``None`` = each instance as stored."""
+
+    syntax: str | None
+
+
+def choose_syntax(request: Request, stored: set[str]) -> Choice:
+    """The first acceptable media range for which every stored syntax can be sent
+    (PS3.18 8.7.3.5, 8.7.4); 406 when none."""
+    for media in parse_accept(request.headers.get("accept")):
+        if media.type == MULTIPART_RELATED:
+            part_type = media.params.get("type", DICOM).lower()
+            if part_type not in (DICOM, "*/*", "application/*"):
+                continue
+        elif media.type not in ("*/*", "*", "multipart/*"):
+            continue
+        wanted = media.params.get("transfer-syntax", "")
+        if wanted == "*":
+            return Choice(None)
+        target = wanted or EXPLICIT_VR_LE
+        if target in UNCOMPRESSED or stored <= {target}:
+            return Choice(target)
+    raise not_acceptable(request, f'{MULTIPART_RELATED}; type="{DICOM}" with the '
+                         f"transfer syntax as stored ({', '.join(sorted(stored))}) or an "
+                         "uncompressed little endian one")
+
+
+def _instance_part(archive: Archive, match: Match, choice: Choice) -> Iterator[bytes]:
+    """One part's headers and body (the stored file, or a converted copy)."""
+    stored_syntax = str(match.file["transfer_syntax_uid"])
+    source = archive.store.path_of(str(match.file["storage_key"]))
+    target = choice.syntax or stored_syntax
+    temp: Path | None = None
+    try:
+        if target != stored_syntax:
+            fh, temp = archive.store.new_temp()
+            with fh:
+                convert(source, target, fh)
+        yield (f"Content-Type: {DICOM}; transfer-syntax={target}\r\n"
+               f"Content-Length: {(temp or source).stat().st_size}\r\n\r\n").encode()
+        with open(temp or source, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                yield chunk
+    finally:
+        if temp is not None:
+            archive.store.discard_temp(temp)
+
+
+def _instances_body(archive: Archive, matches: Iterator[Match], choice: Choice,
+                    boundary: str) -> Iterator[bytes]:
+    for match in matches:
+        yield f"--{boundary}\r\n".encode()
+        try:
+            yield from _instance_part(archive, match, choice)
+        except Exception as exc:  # a part cannot be undone once the stream has started
+            log.error("WADO-RS: instance %s could not be sent: %s",
+                      match.file.get("sop_instance_uid"), exc)
+            raise
+        yield b"\r\n"
+    yield f"--{boundary}--\r\n".encode()
+
+
+def retrieve(request: Request, study: str, series: str | None = None,
+             instance: str | None = None) -> Response:
+    """Instances as multipart/related application/dicom (PS3.18 10.4.1.1.1)."""
+    archive: Archive = request.app.state.archive
+    stored = stored_syntaxes(archive, study, series, instance)
+    if not stored:
+        raise Problem(404, f"no {_what(study, series, instance)} in this archive")
+    choice = choose_syntax(request, stored)
+    first, results = _found(archive, study, series, instance)
+    boundary = multipart.new_boundary()
+    media_type = multipart.content_type(boundary, DICOM)
+    if choice.syntax is not None:
+        media_type += f"; transfer-syntax={choice.syntax}"
+    return StreamingResponse(_instances_body(archive, _all(first, results), choice, boundary),
+                             media_type=media_type)
+
+
+def _absolute_bulk(node: Any, base: str) -> Any:
+    """``node`` with each relative BulkDataURI made absolute under ``base``."""
+    if isinstance(node, dict):
+        return {k: (f"{base}/bulkdata/{v}" if k == "BulkDataURI" and "://" not in str(v)
+                    else _absolute_bulk(v, base)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_absolute_bulk(v, base) for v in node]
+    return node
+
+
+def instance_metadata(match: Match, root: str) -> dict[str, Any]:
+    """An instance's DICOM JSON (PS3.18 F.2) from the index, bulk data by reference."""
+    attrs = match.attrs
+    study = (attrs.get(f"{STUDY_UID:08X}") or {}).get("Value", [""])[0]
+    series = (attrs.get(f"{SERIES_UID:08X}") or {}).get("Value", [""])[0]
+    uid = str(match.file.get("sop_instance_uid", ""))
+    base = urls.instance_url(root, study, series, uid)
+    return dict(sorted((k, _absolute_bulk(v, base)) for k, v in attrs.items()
+                       if k not in _DERIVED))
+
+
+def _metadata_body(matches: Iterator[Match], root: str) -> Iterator[bytes]:
+    yield b"["
+    for n, match in enumerate(matches):
+        text = json.dumps(instance_metadata(match, root), ensure_ascii=False)
+        yield (text if n == 0 else "," + text).encode()
+    yield b"]"
+
+
+def metadata(request: Request, study: str, series: str | None = None,
+             instance: str | None = None) -> Response:
+    """Metadata of the instances asked for (PS3.18 10.4.1.1.2), from the index."""
+    accept_json(request)
+    first, results = _found(request.app.state.archive, study, series, instance)
+    return StreamingResponse(_metadata_body(_all(first, results), urls.dicomweb(request)),
+                             media_type=DICOM_JSON)
+
+
+@router.get("/studies/{study}", summary="Retrieve a study's instances (PS3.18 10.4)")
+def retrieve_study(request: Request, study: str) -> Response:
+    return retrieve(request, study)
+
+
+@router.get("/studies/{study}/series/{series}", summary="Retrieve a series' instances")
+def retrieve_series(request: Request, study: str, series: str) -> Response:
+    return retrieve(request, study, series)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{instance}",
+            summary="Retrieve an instance")
+def retrieve_instance(request: Request, study: str, series: str, instance: str) -> Response:
+    return retrieve(request, study, series, instance)
+
+
+@router.get("/studies/{study}/metadata", summary="A study's metadata (DICOM JSON)")
+def study_metadata(request: Request, study: str) -> Response:
+    return metadata(request, study)
+
+
+@router.get("/studies/{study}/series/{series}/metadata", summary="A series' metadata")
+def series_metadata(request: Request, study: str, series: str) -> Response:
+    return metadata(request, study, series)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{instance}/metadata",
+            summary="An instance's metadata")
+def instance_metadata_route(request: Request, study: str, series: str,
+                            instance: str) -> Response:
+    return metadata(request, study, series, instance)
