@@ -375,3 +375,149 @@ def test_cstore_and_stow_see_each_other(web: Web, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert [str(pydicom.dcmread(p).StudyInstanceUID) for p in out.iterdir()] == [stowed]
 
+
+# -- frames and bulk data ------------------------------------------------------------------
+
+
+def _native_frames(path: Path) -> list[bytes]:
+    """The uncompressed little endian bytes of each frame, decoded here by pydicom."""
+    ds = pydicom.dcmread(path)
+    arr = ds.pixel_array
+    frames = int(ds.get("NumberOfFrames") or 1)
+    if frames == 1:
+        arr = arr[np.newaxis]
+    return [np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes() for a in arr]
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "emri_small.dcm", "MR_small_bigendian.dcm",
+                                  "MR_small_RLE.dcm", "MR_small_jpeg_ls_lossless.dcm"])
+def test_frames_uncompressed(web: Web, name: str) -> None:
+    """application/octet-stream (the default): native little endian frames, compressed
+    ones decoded, byte-equal to pydicom's decoding of the file."""
+    path = web.sample[name]
+    study, series, sop = _identity(path)
+    expected = _native_frames(path)
+    numbers = [1] if len(expected) == 1 else [2, 5, 10]
+    got = web.client.retrieve_instance_frames(
+        study, series, sop, frame_numbers=numbers,
+        media_types=(("application/octet-stream", ExplicitVRLittleEndian),))
+    assert got == [expected[n - 1] for n in numbers]
+    r = web.http.get(f"/studies/{study}/series/{series}/instances/{sop}/frames/"
+                     f"{','.join(map(str, numbers))}")
+    assert r.status_code == 200
+    assert 'type="application/octet-stream"' in r.headers["content-type"]
+    assert _parts(r) == [expected[n - 1] for n in numbers]
+
+
+@pytest.mark.parametrize(("name", "media_type"), [("MR_small_RLE.dcm", "image/dicom-rle"),
+                                                  ("MR_small_jpeg_ls_lossless.dcm",
+                                                   "image/jls"),
+                                                  ("JPEG2000.dcm", "image/jp2")])
+def test_frames_as_stored(web: Web, name: str, media_type: str) -> None:
+    from pydicom.encaps import generate_frames
+
+    path = web.sample[name]
+    study, series, sop = _identity(path)
+    ds = pydicom.dcmread(path)
+    (expected,) = list(generate_frames(ds.PixelData, number_of_frames=1))
+    for accept in (f'multipart/related; type="{media_type}"',
+                   'multipart/related; type="application/octet-stream"; transfer-syntax=*'):
+        r = web.http.get(f"/studies/{study}/series/{series}/instances/{sop}/frames/1",
+                         headers={"Accept": accept})
+        assert r.status_code == 200, (accept, r.text)
+        assert _parts(r) == [expected]
+    got = web.client.retrieve_instance_frames(study, series, sop, frame_numbers=[1],
+                                              media_types=((media_type,),))
+    assert got == [expected]
+
+
+def test_frames_errors_and_bulkdata(web: Web) -> None:
+    path = web.sample["emri_small.dcm"]
+    study, series, sop = _identity(path)
+    base = f"/studies/{study}/series/{series}/instances/{sop}"
+    assert web.http.get(f"{base}/frames/11").status_code == 404
+    assert web.http.get(f"{base}/frames/0").status_code == 400
+    assert web.http.get(f"{base}/frames/x").status_code == 400
+    r = web.http.get(f"{base}/frames/1", headers={"Accept": 'multipart/related; '
+                                                            'type="image/jls"'})
+    assert r.status_code == 406  # native frames are not re-compressed
+    (meta,) = web.client.retrieve_instance_metadata(study, series, sop),
+    uri = meta["7FE00010"]["BulkDataURI"]
+    assert web.client.retrieve_bulkdata(uri) == _native_frames(path)
+
+
+# -- rendered ------------------------------------------------------------------------------
+
+
+def _image(response: httpx.Response, fmt: str):  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    assert response.status_code == 200, response.text
+    image = Image.open(io.BytesIO(response.content))
+    assert image.format == fmt
+    return image
+
+
+def test_rendered_images(web: Web) -> None:
+    path = web.sample["CT_small.dcm"]
+    study, series, sop = _identity(path)
+    base = f"/studies/{study}/series/{series}/instances/{sop}"
+    jpeg = _image(web.http.get(f"{base}/rendered"), "JPEG")
+    assert jpeg.size == (128, 128)
+    values = np.asarray(jpeg.convert("L"))
+    assert values.std() > 10 and len(np.unique(values)) > 32  # a picture, not a flat field
+    png = _image(web.http.get(f"{base}/rendered", headers={"Accept": "image/png"}), "PNG")
+    assert png.size == (128, 128)
+    small = _image(web.http.get(f"{base}/rendered", params={"viewport": "64,64"}), "JPEG")
+    assert small.size == (64, 64)
+    # CT_small is stored in raw values with a rescale: a narrow window at the top of its
+    # range is darker than a wide one around its middle
+    ds = pydicom.dcmread(path)
+    hu = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    high = f"{hu.max() - 10},20"
+    wide = f"{(hu.max() + hu.min()) / 2},{hu.max() - hu.min()}"
+    dark = np.asarray(_image(web.http.get(f"{base}/rendered", params={"window": high}),
+                             "JPEG").convert("L")).mean()
+    mid = np.asarray(_image(web.http.get(f"{base}/rendered", params={"window": wide}),
+                            "JPEG").convert("L")).mean()
+    assert dark < mid - 20
+    assert web.http.get(f"{base}/rendered", headers={"Accept": "image/webp"}
+                        ).status_code == 406
+    bad = web.http.get(f"{base}/rendered", params={"window": "abc"})
+    assert bad.status_code == 400 and bad.json()["detail"]
+
+    multi = web.sample["emri_small.dcm"]
+    study, series, sop = _identity(multi)
+    base = f"/studies/{study}/series/{series}/instances/{sop}"
+    first = np.asarray(_image(web.http.get(f"{base}/frames/1/rendered"), "JPEG"))
+    second = np.asarray(_image(web.http.get(f"{base}/frames/2/rendered"), "JPEG"))
+    assert first.shape == second.shape and not np.array_equal(first, second)
+    gif = _image(web.http.get(f"{base}/rendered", headers={"Accept": "image/gif"}), "GIF")
+    assert gif.n_frames == 10
+    for url in (f"/studies/{study}/thumbnail", f"/studies/{study}/series/{series}/thumbnail",
+                f"{base}/thumbnail"):
+        thumb = _image(web.http.get(url), "JPEG")
+        assert max(thumb.size) <= 128 and np.asarray(thumb).std() > 5
+
+
+def test_wado_uri(web: Web) -> None:
+    from PIL import Image
+
+    path = web.sample["MR_small_RLE.dcm"]
+    study, series, sop = _identity(path)
+    uids = {"requestType": "WADO", "studyUID": study, "seriesUID": series, "objectUID": sop}
+    r = httpx.get(f"{web.server.url}/wado", params={**uids, "contentType": "application/dicom",
+                                                     "transferSyntax": "*"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/dicom"
+    assert dataset_bytes(r.content) == dataset_bytes(path)
+    r = httpx.get(f"{web.server.url}/wado", params={**uids, "contentType": "application/dicom"})
+    converted = pydicom.dcmread(io.BytesIO(r.content))
+    assert converted.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert np.array_equal(converted.pixel_array, pydicom.dcmread(path).pixel_array)
+    r = httpx.get(f"{web.server.url}/wado", params={**uids, "rows": "32"})
+    assert r.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(r.content)).size == (32, 32)
+    assert httpx.get(f"{web.server.url}/wado", params={**uids, "requestType": "X"}
+                     ).status_code == 400
+    assert httpx.get(f"{web.server.url}/wado", params={**uids, "objectUID": "1.2.3"}
+                     ).status_code == 404

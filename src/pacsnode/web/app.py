@@ -12,7 +12,17 @@ from fastapi.responses import RedirectResponse
 from pacsnode import __version__
 from pacsnode.config import Settings
 from pacsnode.core.archive import Archive
-from pacsnode.web import problems, qido, stow, wado
+from pacsnode.web import (
+    api_peers,
+    api_resources,
+    frames,
+    problems,
+    qido,
+    rendered,
+    stow,
+    wado,
+    wado_uri,
+)
 from pacsnode.web.urls import DICOMWEB_ROOT
 
 
@@ -33,6 +43,11 @@ def create_app(archive: Archive, settings: Settings) -> FastAPI:
     app.include_router(qido.router, prefix=DICOMWEB_ROOT, tags=["QIDO-RS"])
     app.include_router(wado.router, prefix=DICOMWEB_ROOT, tags=["WADO-RS"])
     app.include_router(stow.router, prefix=DICOMWEB_ROOT, tags=["STOW-RS"])
+    app.include_router(frames.router, prefix=DICOMWEB_ROOT, tags=["WADO-RS"])
+    app.include_router(rendered.router, prefix=DICOMWEB_ROOT, tags=["WADO-RS"])
+    app.include_router(wado_uri.router, tags=["WADO-URI"])
+    app.include_router(api_resources.router)
+    app.include_router(api_peers.router)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
