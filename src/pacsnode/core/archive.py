@@ -25,6 +25,7 @@ from pacsnode.core import consistency
 from pacsnode.core.ingest import Expectation, Ingestor, Spooled
 from pacsnode.core.results import DeleteResult, IngestResult, Node, Outcome, RejectReason
 from pacsnode.index import dicom_json, migrate, writer
+from pacsnode.index import metadata as index_metadata
 from pacsnode.index import search as search_index
 from pacsnode.index.engine import create_engine, read_transaction, write_transaction
 from pacsnode.index.levels import Level
@@ -159,6 +160,13 @@ class Archive:
         :func:`pacsnode.index.matching.parse`), streamed from the index with their DICOM
         JSON (this level's merged with the levels above) — no file is opened."""
         return search_index.search(self.engine, level, keys, limit=limit, offset=offset)
+
+    def metadata(self, study_uid: str, series_uid: str | None = None,
+                 sop_instance_uid: str | None = None) -> Iterator[index_metadata.MetadataRow]:
+        """The DICOM JSON of a study's, a series' or one instance's instances, as the index
+        keeps it (:mod:`pacsnode.index.metadata`): no file is opened."""
+        return index_metadata.metadata_rows(self.engine, study_uid, series_uid,
+                                            sop_instance_uid)
 
     # -- browse ---------------------------------------------------------------------------
 

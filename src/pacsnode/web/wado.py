@@ -17,12 +17,10 @@ index.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
@@ -31,7 +29,7 @@ from pacsnode.core.archive import Archive
 from pacsnode.core.transcode import UNCOMPRESSED, convert
 from pacsnode.index import matching
 from pacsnode.index.levels import Level
-from pacsnode.index.query_keys import DERIVED_KEYS
+from pacsnode.index.metadata import MetadataRow
 from pacsnode.index.search import Match, Results
 from pacsnode.web import multipart, urls
 from pacsnode.web.media import (
@@ -50,7 +48,7 @@ router = APIRouter()
 
 STUDY_UID, SERIES_UID, SOP_UID = 0x0020000D, 0x0020000E, 0x00080018
 CHUNK = 1024 * 1024
-_DERIVED = {f"{tag:08X}" for tag in DERIVED_KEYS}
+OBJECTS_PER_CHUNK = 64
 
 
 def _keys(study: str, series: str | None = None,
@@ -180,41 +178,44 @@ def retrieve(request: Request, study: str, series: str | None = None,
                              media_type=media_type)
 
 
-def _absolute_bulk(node: Any, base: str) -> Any:
-    """``node`` with each relative BulkDataURI made absolute under ``base``."""
-    if isinstance(node, dict):
-        return {k: (f"{base}/bulkdata/{v}" if k == "BulkDataURI" and "://" not in str(v)
-                    else _absolute_bulk(v, base)) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_absolute_bulk(v, base) for v in node]
-    return node
+def metadata_json(row: MetadataRow, root: str) -> str:
+    """One instance's metadata object (PS3.18 F.2) as JSON text: the levels above and the
+    instance's own JSON as the index keeps them, each relative BulkDataURI made absolute
+    (``…/instances/{uid}/bulkdata/{tag}``). A string value cannot contain the unescaped
+    ``"BulkDataURI":"``, so the replacement only touches the members of that name."""
+    base = urls.instance_url(root, row.study_uid, row.series_uid, row.sop_instance_uid)
+    own = row.instance_json[1:-1].replace('"BulkDataURI":"', f'"BulkDataURI":"{base}/bulkdata/')
+    separator = "," if row.upper_members and own else ""
+    return "{" + row.upper_members + separator + own + "}"
 
 
-def instance_metadata(match: Match, root: str) -> dict[str, Any]:
-    """An instance's DICOM JSON (PS3.18 F.2) from the index, bulk data by reference."""
-    attrs = match.attrs
-    study = (attrs.get(f"{STUDY_UID:08X}") or {}).get("Value", [""])[0]
-    series = (attrs.get(f"{SERIES_UID:08X}") or {}).get("Value", [""])[0]
-    uid = str(match.file.get("sop_instance_uid", ""))
-    base = urls.instance_url(root, study, series, uid)
-    return dict(sorted((k, _absolute_bulk(v, base)) for k, v in attrs.items()
-                       if k not in _DERIVED))
-
-
-def _metadata_body(matches: Iterator[Match], root: str) -> Iterator[bytes]:
-    yield b"["
-    for n, match in enumerate(matches):
-        text = json.dumps(instance_metadata(match, root), ensure_ascii=False)
-        yield (text if n == 0 else "," + text).encode()
-    yield b"]"
+def _metadata_body(first: MetadataRow, rows: Iterator[MetadataRow], root: str
+                   ) -> Iterator[bytes]:
+    chunk = ["[", metadata_json(first, root)]
+    try:
+        for row in rows:
+            chunk += [",", metadata_json(row, root)]
+            if len(chunk) >= 2 * OBJECTS_PER_CHUNK:
+                yield "".join(chunk).encode()
+                chunk = []
+    finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
+    chunk.append("]")
+    yield "".join(chunk).encode()
 
 
 def metadata(request: Request, study: str, series: str | None = None,
              instance: str | None = None) -> Response:
     """Metadata of the instances asked for (PS3.18 10.4.1.1.2), from the index."""
     accept_json(request)
-    first, results = _found(request.app.state.archive, study, series, instance)
-    return StreamingResponse(_metadata_body(_all(first, results), urls.dicomweb(request)),
+    archive: Archive = request.app.state.archive
+    rows = archive.metadata(study, series, instance)
+    first = next(rows, None)
+    if first is None:
+        raise Problem(404, f"no {_what(study, series, instance)} in this archive")
+    return StreamingResponse(_metadata_body(first, rows, urls.dicomweb(request)),
                              media_type=DICOM_JSON)
 
 
