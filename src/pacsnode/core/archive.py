@@ -145,11 +145,13 @@ class Archive:
 
     def ingest_spooled(self, spooled: Spooled, *, sending_aet: str = "",
                        expect_sop_class: str | None = None,
-                       expect_sop_instance: str | None = None) -> IngestResult:
+                       expect_sop_instance: str | None = None,
+                       expect_study: str | None = None) -> IngestResult:
         """Store and index a data set a receiver wrote in pacsnode's file layout into the
-        store's temporary directory (:attr:`store` ``.temp_dir``), without copying it. The
-        spooled file itself is left for the caller to remove."""
-        expect = Expectation(expect_sop_class, expect_sop_instance)
+        store's temporary directory (:attr:`store` ``.temp_dir``), without copying it
+        (:mod:`pacsnode.core.spool_file`). The spooled file itself is left for the caller
+        to remove."""
+        expect = Expectation(expect_sop_class, expect_sop_instance, expect_study)
         return self._ingestor.ingest_spooled(spooled, sending_aet=sending_aet, expect=expect)
 
     # -- query ----------------------------------------------------------------------------

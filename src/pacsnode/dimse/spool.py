@@ -23,8 +23,6 @@ handler returns; the placed file is a hard link, so it stays.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import tempfile
 import threading
 from pathlib import Path
@@ -34,79 +32,12 @@ import pynetdicom.dimse_messages
 from pydicom.dataset import FileMetaDataset
 
 from pacsnode.core.dicom_file import file_header
-from pacsnode.core.ingest import Spooled
+from pacsnode.core.spool_file import SpoolFile
+
+__all__ = ["SpoolFile", "install"]
 
 _original_write_meta = pynetdicom.dimse_messages.write_file_meta_info
 _original_temp_file = pynetdicom.dimse_messages.NamedTemporaryFile
-
-
-class SpoolFile:
-    """The file-like object pynetdicom spools a C-STORE data set into (see module doc).
-
-    pynetdicom writes the preamble and 'DICM', then calls ``write_file_meta_info`` (replaced
-    by :func:`_write_meta`, which calls :meth:`begin`), then writes each data set fragment and
-    calls ``.file.flush()``. Writes before :meth:`begin` are ignored: pacsnode's header
-    carries its own preamble and prefix.
-    """
-
-    def __init__(self, directory: Path) -> None:
-        self.path = _new_name(directory)
-        self.name = str(self.path)
-        self._fd: int | None = os.open(
-            self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        self._hash = hashlib.sha256()
-        self.data_offset: int | None = None
-        self.foreign = False  # pynetdicom's own file meta was written: not in our layout
-        self.size = 0
-        self.file = self  # pynetdicom calls ``._data_set_file.file.flush()``
-
-    def begin(self, header: bytes) -> None:
-        """Write pacsnode's preamble and file meta; what follows is the data set."""
-        self._write_all(header)
-        self.data_offset = len(header)
-
-    def write(self, data: bytes | bytearray | memoryview) -> int:
-        if self.data_offset is None:
-            return len(data)
-        self._hash.update(data)
-        self._write_all(data)
-        return len(data)
-
-    def _write_all(self, data: bytes | bytearray | memoryview) -> None:
-        if self._fd is None:
-            raise ValueError("write to a closed spool file")
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        self.size += len(data)
-
-    def flush(self) -> None:
-        """Nothing to do: every write goes straight to the file descriptor."""
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    def spooled(self) -> Spooled | None:
-        """The spooled file for the core, or None if pacsnode's header was never written."""
-        if self.data_offset is None or self.foreign:
-            return None
-        return Spooled(path=self.path, digest=self._hash.hexdigest(),
-                       data_offset=self.data_offset, size=self.size)
-
-
-_counter = 0
-_counter_lock = threading.Lock()
-
-
-def _new_name(directory: Path) -> Path:
-    global _counter
-    with _counter_lock:
-        _counter += 1
-        n = _counter
-    return directory / f"spool-{os.getpid()}-{threading.get_ident()}-{n}.part"
 
 
 class _Spooler:

@@ -1,10 +1,12 @@
 """STOW-RS, the DICOMweb store service (PS3.18 10.5): ``POST /studies`` and
 ``POST /studies/{study}`` with ``multipart/related; type="application/dicom"``.
 
-* The body is read as a stream (:func:`pacsnode.web.multipart.read_parts`): each part goes
-  to a temporary file as it arrives, so memory stays bounded whatever the upload's size;
-  then it is stored through the same ingest as C-STORE (:meth:`Archive.ingest`: fsync,
-  rename, index — success means durable).
+* The body is read as a stream (:func:`pacsnode.web.multipart.read_parts`): each part is
+  written as it arrives, already in pacsnode's file layout and hashed
+  (:class:`pacsnode.core.spool_file.Part10Spool`), so memory stays bounded whatever the
+  upload's size and nothing is copied; then it is stored through the same ingest as
+  C-STORE (:meth:`Archive.ingest_spooled`: fsync, link into place, index — success means
+  durable). Reading the next part overlaps with storing the current one.
 * An instance of another study than the URL's is refused (10.5.1.2.2?): FailureReason
   A900H. A part that is not ``application/dicom``, or not a DICOM data set: C000H. The
   other failure reasons follow the C-STORE statuses (PS3.4 B.2.3): A700H out of resources,
@@ -21,19 +23,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
+import anyio
 import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from pacsnode.core.archive import Archive
 from pacsnode.core.results import IngestResult, RejectReason
+from pacsnode.core.spool_file import Part10Spool
 from pacsnode.web import multipart, urls
 from pacsnode.web.media import DICOM, DICOM_JSON, MULTIPART_RELATED
 from pacsnode.web.problems import Problem
 
 log = logging.getLogger("pacsnode.web")
+PIPELINE_DEPTH = 2  # parts read ahead of the one being stored
 router = APIRouter()
 
 # PS3.18 10.5.3 Failure Reason values (PS3.4 B.2.3 C-STORE statuses)
@@ -117,17 +123,51 @@ async def store(request: Request, study: str | None) -> JSONResponse:
     boundary = _boundary(request)
     outcomes = Outcomes(urls.dicomweb(request))
     peer = request.client.host if request.client else "?"
-    parts = multipart.read_parts(request.stream(), boundary, archive.store.new_temp)
-    try:
-        async with contextlib.aclosing(parts):
-            async for part in parts:
-                try:
-                    await _store_part(archive, part, study, outcomes, peer)
-                finally:
-                    archive.store.discard_temp(part.path)
-    except multipart.MultipartError as exc:
-        raise Problem(400, f"malformed multipart body: {exc} ({len(outcomes.referenced)} "
-                      "instance(s) before the fault were stored)") from None
+    spools: dict[Path, Part10Spool] = {}
+
+    def new_file() -> tuple[BinaryIO, Path]:
+        """Each part is written in pacsnode's file layout as it arrives (no copy later)."""
+        spool = Part10Spool(archive.store.temp_dir, source_aet=archive.settings.aet)
+        spools[spool.path] = spool
+        return spool, spool.path  # type: ignore[return-value]
+
+    parts = multipart.read_parts(request.stream(), boundary, new_file)
+    # Reading part n+1 overlaps with storing part n (fsync and file I/O leave the GIL).
+    send, receive = anyio.create_memory_object_stream[multipart.Part](PIPELINE_DEPTH)
+    malformed: list[multipart.MultipartError] = []
+
+    async def read() -> None:
+        async with send, contextlib.aclosing(parts):
+            try:
+                async for part in parts:
+                    await send.send(part)
+            except multipart.MultipartError as exc:
+                malformed.append(exc)
+
+    async def store_all() -> None:
+        async with receive:
+            try:
+                async for part in receive:
+                    try:
+                        await _store_part(archive, part, spools.pop(part.path, None), study,
+                                          outcomes, peer)
+                    finally:
+                        archive.store.discard_temp(part.path)
+            finally:  # cancelled (client gone): the parts read but not stored
+                while True:
+                    try:
+                        path = receive.receive_nowait().path
+                        spools.pop(path, None)
+                        archive.store.discard_temp(path)
+                    except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                        break
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(read)
+        await store_all()
+    if malformed:
+        raise Problem(400, f"malformed multipart body: {malformed[0]} "
+                      f"({len(outcomes.referenced)} instance(s) before the fault were stored)")
     if not outcomes.referenced and not outcomes.failed:
         raise Problem(400, "the multipart body has no parts")
     log.info("STOW-RS from %s: %d stored, %d failed", peer, len(outcomes.referenced),
@@ -135,16 +175,21 @@ async def store(request: Request, study: str | None) -> JSONResponse:
     return JSONResponse(outcomes.body(), status_code=outcomes.status, media_type=DICOM_JSON)
 
 
-async def _store_part(archive: Archive, part: multipart.Part, study: str | None,
-                      outcomes: Outcomes, peer: str) -> None:
+async def _store_part(archive: Archive, part: multipart.Part, spool: Part10Spool | None,
+                      study: str | None, outcomes: Outcomes, peer: str) -> None:
     media_type = (part.content_type or DICOM).split(";")[0].strip().lower()
     if media_type != DICOM:
         log.warning("STOW-RS from %s: part of type %s refused: not %s", peer, media_type,
                     DICOM)
         outcomes.refused(CANNOT_UNDERSTAND)
         return
-    result = await anyio.to_thread.run_sync(
-        lambda: archive.ingest(part.path, sending_aet="", expect_study=study))
+    spooled = spool.spooled() if spool is not None else None
+    if spooled is not None:
+        result = await anyio.to_thread.run_sync(
+            lambda: archive.ingest_spooled(spooled, expect_study=study))
+    else:  # not a Part-10 file with group length: the copying ingest decides
+        result = await anyio.to_thread.run_sync(
+            lambda: archive.ingest(part.path, expect_study=study))
     if result.ok:
         outcomes.stored(result)
         return
