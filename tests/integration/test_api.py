@@ -82,7 +82,11 @@ def test_openapi(api: httpx.Client) -> None:
     for path in ("/api/studies", "/api/studies/{uid}", "/api/peers", "/api/stats",
                  "/dicom-web/studies", "/dicom-web/studies/{study}/metadata"):
         assert path in spec["paths"], path
-    assert api.get("/docs").status_code == 200
+    page = api.get("/docs")
+    assert page.status_code == 200 and "/docs/assets/swagger-ui-bundle.js" in page.text
+    assert "cdn" not in page.text.lower()  # served without Internet access
+    script = api.get("/docs/assets/swagger-ui-bundle.js")
+    assert script.status_code == 200 and len(script.content) > 100_000
 
 
 def test_delete(pacsnode_server, tmp_path: Path) -> None:

@@ -5,9 +5,12 @@ core (:class:`pacsnode.core.archive.Archive`); none opens the index or the files
 
 from __future__ import annotations
 
+import swagger_ui_bundle
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import RedirectResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 
 from pacsnode import __version__
 from pacsnode.config import Settings
@@ -28,9 +31,20 @@ from pacsnode.web.urls import DICOMWEB_ROOT
 
 def create_app(archive: Archive, settings: Settings) -> FastAPI:
     """The app for ``archive``; ``settings`` give CORS origins and the public base URL."""
-    app = FastAPI(title="pacsnode", version=__version__,
+    app = FastAPI(title="pacsnode", version=__version__, docs_url=None, redoc_url=None,
                   description="DICOMweb (QIDO-RS, WADO-RS, STOW-RS) and the REST API of a "
                   "pacsnode archive.")
+    # The API page's assets come from the swagger-ui-bundle package, not from a CDN: a
+    # PACS network often has no Internet access.
+    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
+              name="swagger-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="pacsnode API",
+                                   swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs/assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs/assets/favicon-32x32.png")
     app.state.archive = archive
     app.state.settings = settings
     problems.install(app)
