@@ -16,6 +16,7 @@ from pacsnode.cli.options import common_options, settings_from
 from pacsnode.core.archive import Archive
 from pacsnode.core.consistency import STALE_TEMP_SECONDS
 from pacsnode.dimse import server, workers
+from pacsnode.dimse.job_runner import JobRunner
 from pacsnode.web import server as web_server
 
 log = logging.getLogger("pacsnode.serve")
@@ -78,14 +79,17 @@ def serve(config_file: Path | None, **cli: Any) -> None:
         dicom = server.start(settings, archive)
         port = dicom.server_address[1]
 
+    jobs = JobRunner(archive, settings)
     try:
-        web = web_server.start(settings, archive)
+        web = web_server.start(settings, archive, jobs)
     except OSError as exc:
         dicom.shutdown()
         if pool is not None:
             pool.shutdown()
         raise click.ClickException(f"cannot listen for HTTP on {settings.http_host}:"
                                    f"{settings.http_port}: {exc}") from exc
+
+    jobs.start()
 
     def on_signal(signum: int, _frame: Any) -> None:
         log.info("signal %d: shutting down", signum)
@@ -102,6 +106,7 @@ def serve(config_file: Path | None, **cli: Any) -> None:
             stop.wait()
     finally:
         web.stop()
+        jobs.stop(10.0)
         if dicom is not None:
             dicom.shutdown()
         if pool is not None:

@@ -136,3 +136,31 @@ peer = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Index(None, "aet"),
 )
+
+# Background jobs (``kind`` "send": a study C-STOREd to a peer), run by
+# :mod:`pacsnode.core.jobs` and :mod:`pacsnode.dimse.job_runner`; timestamps are fixed-width
+# UTC ISO 8601 text (``2024-01-02T03:04:05.123456Z``), which compares as text in time order.
+job = sa.Table(
+    "job",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # queued|running|completed|failed|cancelled
+    sa.Column("params", sa.Text, nullable=False),  # JSON: study_instance_uid, peer
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+    sa.Column("started_at", sa.String(32), nullable=True),
+    sa.Column("finished_at", sa.String(32), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.String(32), nullable=False),
+    sa.Column("owner", sa.String(128), nullable=True),  # the runner running it
+    sa.Column("heartbeat_at", sa.String(32), nullable=True),
+    sa.Column("total", sa.Integer, nullable=False),
+    sa.Column("completed", sa.Integer, nullable=False),
+    sa.Column("failed", sa.Integer, nullable=False),
+    sa.Column("warning", sa.Integer, nullable=False),
+    sa.Column("failed_list", sa.Text, nullable=False),  # JSON: [{sop_instance_uid, reason}]
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Index(None, "state", "next_attempt_at"),
+)

@@ -15,7 +15,9 @@ from fastapi.staticfiles import StaticFiles
 from pacsnode import __version__
 from pacsnode.config import Settings
 from pacsnode.core.archive import Archive
+from pacsnode.dimse.job_runner import JobRunner
 from pacsnode.web import (
+    api_jobs,
     api_peers,
     api_resources,
     frames,
@@ -29,8 +31,11 @@ from pacsnode.web import (
 from pacsnode.web.urls import DICOMWEB_ROOT
 
 
-def create_app(archive: Archive, settings: Settings) -> FastAPI:
-    """The app for ``archive``; ``settings`` give CORS origins and the public base URL."""
+def create_app(archive: Archive, settings: Settings, jobs: JobRunner | None = None
+               ) -> FastAPI:
+    """The app for ``archive``; ``settings`` give CORS origins and the public base URL;
+    ``jobs`` runs the background jobs the API queues (without it they wait in the index for
+    a process that runs them)."""
     app = FastAPI(title="pacsnode", version=__version__, docs_url=None, redoc_url=None,
                   description="DICOMweb (QIDO-RS, WADO-RS, STOW-RS) and the REST API of a "
                   "pacsnode archive.")
@@ -47,6 +52,7 @@ def create_app(archive: Archive, settings: Settings) -> FastAPI:
                                    swagger_favicon_url="/docs/assets/favicon-32x32.png")
     app.state.archive = archive
     app.state.settings = settings
+    app.state.jobs = jobs
     problems.install(app)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:
@@ -62,6 +68,7 @@ def create_app(archive: Archive, settings: Settings) -> FastAPI:
     app.include_router(wado_uri.router, tags=["WADO-URI"])
     app.include_router(api_resources.router)
     app.include_router(api_peers.router)
+    app.include_router(api_jobs.router)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

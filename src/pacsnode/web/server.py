@@ -12,6 +12,7 @@ import uvicorn
 
 from pacsnode.config import Settings
 from pacsnode.core.archive import Archive
+from pacsnode.dimse.job_runner import JobRunner
 from pacsnode.web.app import create_app
 
 log = logging.getLogger("pacsnode.web")
@@ -58,10 +59,10 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def start(settings: Settings, archive: Archive) -> WebServer:
+def start(settings: Settings, archive: Archive, jobs: JobRunner | None = None) -> WebServer:
     """Bind ``http_host:http_port`` (0: any free port) and serve the app from a thread."""
     sock = listen(settings.http_host, settings.http_port)
-    config = uvicorn.Config(create_app(archive, settings), log_config=None,
+    config = uvicorn.Config(create_app(archive, settings, jobs), log_config=None,
                             access_log=False, proxy_headers=False, lifespan="off",
                             timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
