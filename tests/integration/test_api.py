@@ -145,3 +145,35 @@ def test_peers(pacsnode_server, tmp_path: Path) -> None:
     finally:
         receiver.terminate()
         receiver.wait()
+
+
+def test_study_archive_zip(api: httpx.Client, module_server: PacsnodeServer,
+                           tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    import pydicom
+
+    from tests.integration.corpus import dataset_bytes
+
+    corpus = {str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID): p
+              for p in write_corpus(tmp_path / "again")}
+    r = api.get(f"/api/studies/{ROOT}.2/archive")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    assert "attachment" in r.headers["content-disposition"]
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        names = zf.namelist()
+        assert len(names) == 4 and all(n.endswith(".dcm") for n in names)
+        for name in names:
+            data = zf.read(name)
+            uid = str(pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+                      .SOPInstanceUID)
+            assert dataset_bytes(data) == dataset_bytes(corpus[uid])
+    r = api.get(f"/api/studies/{ROOT}.2/archive", params={"dicomdir": "true"})
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        assert zf.namelist()[-1] == "DICOMDIR"
+        dicomdir = pydicom.dcmread(io.BytesIO(zf.read("DICOMDIR")))
+        files = {"/".join(item.ReferencedFileID) for item in
+                 dicomdir.DirectoryRecordSequence if "ReferencedFileID" in item}
+        assert files == set(zf.namelist()[:-1])
+    assert api.get(f"/api/studies/{ROOT}.99/archive").status_code == 404

@@ -17,6 +17,7 @@ from pacsnode.config import Settings
 from pacsnode.core.archive import Archive
 from pacsnode.dimse.job_runner import JobRunner
 from pacsnode.web import (
+    api_archive,
     api_jobs,
     api_peers,
     api_resources,
@@ -69,6 +70,7 @@ def create_app(archive: Archive, settings: Settings, jobs: JobRunner | None = No
     app.include_router(api_resources.router)
     app.include_router(api_peers.router)
     app.include_router(api_jobs.router)
+    app.include_router(api_archive.router)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
