@@ -177,3 +177,22 @@ def test_study_archive_zip(api: httpx.Client, module_server: PacsnodeServer,
                  dicomdir.DirectoryRecordSequence if "ReferencedFileID" in item}
         assert files == set(zf.namelist()[:-1])
     assert api.get(f"/api/studies/{ROOT}.99/archive").status_code == 404
+
+
+def test_cors_for_a_viewer_on_another_origin(pacsnode_server) -> None:
+    """--cors-origins lets a browser application (OHIF on another origin) call DICOMweb;
+    without it, no CORS headers are sent."""
+    origin = "http://viewer.example:3000"
+    server = pacsnode_server("--cors-origins", origin)
+    preflight = httpx.options(f"{server.dicomweb}/studies", headers={
+        "Origin": origin, "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "accept"})
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == origin
+    r = httpx.get(f"{server.dicomweb}/studies", headers={"Origin": origin})
+    assert r.headers["access-control-allow-origin"] == origin
+    other = httpx.get(f"{server.dicomweb}/studies", headers={"Origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+    plain = pacsnode_server()
+    r = httpx.get(f"{plain.dicomweb}/studies", headers={"Origin": origin})
+    assert "access-control-allow-origin" not in r.headers
