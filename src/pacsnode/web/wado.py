@@ -48,6 +48,7 @@ router = APIRouter()
 
 STUDY_UID, SERIES_UID, SOP_UID = 0x0020000D, 0x0020000E, 0x00080018
 CHUNK = 1024 * 1024
+WHOLE_PART = 8 * 1024 * 1024
 OBJECTS_PER_CHUNK = 64
 
 
@@ -126,8 +127,11 @@ def choose_syntax(request: Request, stored: set[str]) -> Choice:
                          "uncompressed little endian one")
 
 
-def _instance_part(archive: Archive, match: Match, choice: Choice) -> Iterator[bytes]:
-    """One part's headers and body (the stored file, or a converted copy)."""
+def _instance_part(archive: Archive, match: Match, choice: Choice, boundary: str
+                   ) -> Iterator[bytes]:
+    """One part: delimiter, headers and body (the stored file, or a converted copy). A file
+    up to :data:`WHOLE_PART` bytes goes out as one chunk with its delimiter and headers:
+    each chunk of a streaming response is a hop to a worker thread and a socket write."""
     stored_syntax = str(match.file["transfer_syntax_uid"])
     source = archive.store.path_of(str(match.file["storage_key"]))
     target = choice.syntax or stored_syntax
@@ -137,11 +141,18 @@ def _instance_part(archive: Archive, match: Match, choice: Choice) -> Iterator[b
             fh, temp = archive.store.new_temp()
             with fh:
                 convert(source, target, fh)
-        yield (f"Content-Type: {DICOM}; transfer-syntax={target}\r\n"
-               f"Content-Length: {(temp or source).stat().st_size}\r\n\r\n").encode()
-        with open(temp or source, "rb") as fh:
+        path = temp or source
+        size = path.stat().st_size
+        head = (f"--{boundary}\r\nContent-Type: {DICOM}; transfer-syntax={target}\r\n"
+                f"Content-Length: {size}\r\n\r\n").encode()
+        with open(path, "rb") as fh:
+            if size <= WHOLE_PART:
+                yield head + fh.read() + b"\r\n"
+                return
+            yield head
             while chunk := fh.read(CHUNK):
                 yield chunk
+        yield b"\r\n"
     finally:
         if temp is not None:
             archive.store.discard_temp(temp)
@@ -150,14 +161,12 @@ def _instance_part(archive: Archive, match: Match, choice: Choice) -> Iterator[b
 def _instances_body(archive: Archive, matches: Iterator[Match], choice: Choice,
                     boundary: str) -> Iterator[bytes]:
     for match in matches:
-        yield f"--{boundary}\r\n".encode()
         try:
-            yield from _instance_part(archive, match, choice)
+            yield from _instance_part(archive, match, choice, boundary)
         except Exception as exc:  # a part cannot be undone once the stream has started
             log.error("WADO-RS: instance %s could not be sent: %s",
                       match.file.get("sop_instance_uid"), exc)
             raise
-        yield b"\r\n"
     yield f"--{boundary}--\r\n".encode()
 
 
