@@ -16,8 +16,6 @@ from pacsnode.cli.options import common_options, settings_from
 from pacsnode.core.archive import Archive
 from pacsnode.core.consistency import STALE_TEMP_SECONDS
 from pacsnode.dimse import server, workers
-from pacsnode.dimse.job_runner import JobRunner
-from pacsnode.web import server as web_server
 
 log = logging.getLogger("pacsnode.serve")
 
@@ -78,6 +76,11 @@ def serve(config_file: Path | None, **cli: Any) -> None:
     else:
         dicom = server.start(settings, archive)
         port = dicom.server_address[1]
+
+    # Imported here, not at the top: receiving processes (spawned) import this module
+    # again, and need neither the web front end nor the job runner.
+    from pacsnode.dimse.job_runner import JobRunner
+    from pacsnode.web import server as web_server
 
     jobs = JobRunner(archive, settings)
     try:
