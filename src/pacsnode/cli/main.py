@@ -1,12 +1,20 @@
 """``pacsnode``: serve, import, ls, show, check, delete, echo, send, find, move, get,
-peers, synth."""
+peers, worklist, synth."""
 
 from __future__ import annotations
 
 import click
 
 from pacsnode import __version__
-from pacsnode.cli import archive_cmds, network_cmds, peer_cmds, qr_cmds, serve, synth
+from pacsnode.cli import (
+    archive_cmds,
+    network_cmds,
+    peer_cmds,
+    qr_cmds,
+    serve,
+    synth,
+    worklist_cmds,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,7 +26,7 @@ def cli() -> None:
 
 cli.add_command(serve.serve)
 for command in (archive_cmds.COMMANDS + network_cmds.COMMANDS + qr_cmds.COMMANDS
-                + peer_cmds.COMMANDS):
+                + peer_cmds.COMMANDS + worklist_cmds.COMMANDS):
     cli.add_command(command)
 cli.add_command(synth.synth)
 

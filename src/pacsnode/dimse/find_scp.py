@@ -20,8 +20,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 import pynetdicom.service_class
 import sqlalchemy.exc
@@ -39,6 +39,7 @@ from pacsnode.index.query_keys import UNIQUE_KEYS
 from pacsnode.index.search import Match
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 _pynetdicom_encode = pynetdicom.service_class.encode
 
 QUERY_LEVEL = 0x00080052
@@ -104,16 +105,16 @@ def _requested_json(attrs: dict[str, Any], request: Dataset) -> dict[str, Any]:
     return out
 
 
-def _texts(node: Any) -> Iterator[str]:
+def texts(node: Any) -> Iterator[str]:
     """Every text value in a DICOM JSON fragment (person name groups included)."""
     if isinstance(node, str):
         yield node
     elif isinstance(node, dict):
         for value in node.values():
-            yield from _texts(value)
+            yield from texts(value)
     elif isinstance(node, list):
         for value in node:
-            yield from _texts(value)
+            yield from texts(value)
 
 
 class EncodedIdentifier(Dataset):
@@ -137,7 +138,7 @@ def build_response(match: Match, request: Dataset, level: Level, aet: str,
     if INSTANCE_AVAILABILITY in request:
         wanted[f"{INSTANCE_AVAILABILITY:08X}"] = {"vr": "CS", "Value": ["ONLINE"]}
     wanted[f"{RETRIEVE_AET:08X}"] = {"vr": "AE", "Value": [aet]}
-    charset = charsets.choose(requested_charset, _texts(wanted))
+    charset = charsets.choose(requested_charset, texts(wanted))
     if transfer_syntax in (ImplicitVRLittleEndian, ExplicitVRLittleEndian):
         elements = {**wanted, f"{QUERY_LEVEL:08X}": {"vr": "CS", "Value": [level.value]}}
         if charset != [""] and charset:
@@ -215,22 +216,40 @@ class FindService:
             yield statuses.with_comment(statuses.OUT_OF_RESOURCES, "index unavailable"), None
             return
         pending = statuses.PENDING_WARNING if results.unmatchable else statuses.PENDING
-        count = 0
-        try:
-            for match in results:
-                backpressure.wait_until_sent(event.assoc)
-                if event.is_cancelled:
-                    log.info("C-FIND from %s cancelled after %d matches", who, count)
-                    yield statuses.CANCEL, None
-                    return
-                count += 1
-                yield pending, build_response(match, identifier, level, self.aet, charset,
-                                              str(event.context.transfer_syntax))
-        except sqlalchemy.exc.SQLAlchemyError as exc:
-            log.error("C-FIND from %s: index failed after %d matches: %s", who, count, exc)
-            yield statuses.with_comment(statuses.OUT_OF_RESOURCES, "index unavailable"), None
-            return
-        finally:
-            results.close()
-        log.info("C-FIND %s %s from %s: %d matches", qr_models.model_name(model), level.value, who,
-                 count)
+        label = f"C-FIND {qr_models.model_name(model)} {level.value}"
+        yield from stream_responses(
+            event, label, who, results,
+            lambda match: (pending, build_response(match, identifier, level, self.aet, charset,
+                                                   str(event.context.transfer_syntax))),
+            results.close)
+
+
+def stream_responses(event: Any, label: str, who: str, matches: Iterable[T],
+                     respond: Callable[[T], tuple[Any, Dataset | None]],
+                     close: Callable[[], None]) -> Iterator[tuple[Any, Dataset | None]]:
+    """The Pending responses of a C-FIND, one per match as it is read (PS3.4 C.4.1.2.3,
+    K.4.1.2.3): the next match is read once the previous response has gone out
+    (:mod:`pacsnode.dimse.backpressure`); a C-CANCEL, checked before each response, ends
+    them with 0xFE00; an index failure with 0xA700, anything else with 0xC000. ``close``
+    ends the read in every case."""
+    count = 0
+    try:
+        for match in matches:
+            backpressure.wait_until_sent(event.assoc)
+            if event.is_cancelled:
+                log.info("%s from %s cancelled after %d matches", label, who, count)
+                yield statuses.CANCEL, None
+                return
+            count += 1
+            yield respond(match)
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        log.error("%s from %s: index failed after %d matches: %s", label, who, count, exc)
+        yield statuses.with_comment(statuses.OUT_OF_RESOURCES, "index unavailable"), None
+        return
+    except Exception:
+        log.exception("%s from %s failed after %d matches", label, who, count)
+        yield statuses.with_comment(statuses.UNABLE_TO_PROCESS, "internal error"), None
+        return
+    finally:
+        close()
+    log.info("%s from %s: %d matches", label, who, count)

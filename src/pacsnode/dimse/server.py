@@ -88,6 +88,8 @@ def build_ae(settings: Settings, ae_class: type[AE] = AE) -> AE:
         ae.add_supported_context(sop_class, syntaxes, scu_role=True, scp_role=True)
     for sop_class in services.QUERY_RETRIEVE_SOP_CLASSES:
         ae.add_supported_context(sop_class, syntaxes)
+    for sop_class in services.WORKLIST_SOP_CLASSES:  # Modality Worklist FIND (PS3.4 K)
+        ae.add_supported_context(sop_class, syntaxes)
     return ae
 
 

@@ -8,13 +8,15 @@ from typing import Any
 from pacsnode.config import Peer, Settings
 from pacsnode.core import peers
 from pacsnode.core.archive import Archive
-from pacsnode.dimse import access, qr_models
+from pacsnode.dimse import access, mwl_scp, qr_models
 from pacsnode.dimse.find_scp import FindService
 from pacsnode.dimse.retrieve_scp import RetrieveService
 from pacsnode.dimse.storage_scp import StorageService
 
 # Query/Retrieve SOP classes (PS3.4 C.6.1, C.6.2): FIND, MOVE and GET of both models.
 QUERY_RETRIEVE_SOP_CLASSES = qr_models.QUERY_RETRIEVE_SOP_CLASSES
+# Modality Worklist Information Model – FIND (PS3.4 K.6.1).
+WORKLIST_SOP_CLASSES = mwl_scp.WORKLIST_SOP_CLASSES
 
 
 def install_access_policy(archive: Archive, settings: Settings) -> None:
@@ -30,6 +32,8 @@ def handlers(archive: Archive, settings: Settings) -> list[Any]:
     """Every (event, handler) pair the listener binds."""
     return [
         *StorageService(archive).handlers(),
-        *FindService(archive, settings.aet).handlers(),
+        # C-FIND: Modality Worklist (PS3.4 K.4.1) served there, Query/Retrieve (C.4.1) passed on
+        *mwl_scp.WorklistService(archive, settings.aet).handlers(
+            FindService(archive, settings.aet)),
         *RetrieveService(archive, settings).handlers(),  # C-MOVE, C-GET (PS3.4 C.4.2, C.4.3)
     ]

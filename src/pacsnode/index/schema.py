@@ -164,3 +164,41 @@ job = sa.Table(
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Index(None, "state", "next_attempt_at"),
 )
+
+# Modality Worklist (PS3.4 Annex K; :mod:`pacsnode.core.worklist`): one row per Scheduled
+# Procedure Step. The matching keys modalities send (Table K.6-1) are columns — those of the
+# one Scheduled Procedure Step Sequence (0040,0100) item too — and the whole item is kept
+# as DICOM JSON (``attrs``). Person names have ``*_norm`` columns, upper-cased like
+# ``patient.patient_name_norm``. ``state``: SCHEDULED, IN PROGRESS, COMPLETED,
+# DISCONTINUED, CANCELLED; timestamps as in ``job`` (fixed-width UTC ISO 8601 text).
+worklist = sa.Table(
+    "worklist",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("station_aet", sa.String(16), nullable=False),
+    sa.Column("modality", sa.String(16), nullable=False),
+    sa.Column("start_date", sa.String(8), nullable=False),
+    sa.Column("start_time", sa.String(16), nullable=False),
+    sa.Column("performing_physician_name_norm", LONG, nullable=False),
+    sa.Column("patient_name", LONG, nullable=False),
+    sa.Column("patient_name_norm", LONG, nullable=False),
+    sa.Column("patient_id", SHORT, nullable=False),
+    sa.Column("accession_number", SHORT, nullable=False),
+    sa.Column("requested_procedure_id", SHORT, nullable=False),
+    sa.Column("sps_id", SHORT, nullable=False),
+    sa.Column("study_instance_uid", UID, nullable=False),
+    sa.Column("attrs", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+    sa.Index(None, "station_aet", "start_date"),
+    sa.Index(None, "start_date", "start_time"),
+    sa.Index(None, "modality"),
+    sa.Index(None, "patient_name_norm"),
+    sa.Index(None, "patient_id"),
+    sa.Index(None, "accession_number"),
+    sa.Index(None, "requested_procedure_id"),
+    sa.Index(None, "sps_id"),
+    sa.Index(None, "study_instance_uid"),
+    sa.Index(None, "state"),
+)

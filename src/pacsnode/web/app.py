@@ -21,6 +21,7 @@ from pacsnode.web import (
     api_jobs,
     api_peers,
     api_resources,
+    api_worklist,
     frames,
     problems,
     qido,
@@ -71,6 +72,7 @@ def create_app(archive: Archive, settings: Settings, jobs: JobRunner | None = No
     app.include_router(api_peers.router)
     app.include_router(api_jobs.router)
     app.include_router(api_archive.router)
+    app.include_router(api_worklist.router)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
