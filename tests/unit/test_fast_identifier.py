@@ -28,6 +28,16 @@ CASES = [
     (["ISO_IR 126"], {"00100010": {"vr": "PN", "Value": [{"Alphabetic": "Διονυσιος"}]}}),
     (["", "ISO 2022 IR 87"], {"00100010": {"vr": "PN", "Value": [JAPANESE]},
                               "00100020": {"vr": "LO", "Value": ["P1"]}}),
+    # a worklist answer: a sequence with items (one empty), a nested sequence, an empty one
+    (["ISO_IR 192"], {"00100010": {"vr": "PN", "Value": [{"Alphabetic": "Müller^Jürgen"}]},
+                      "00400100": {"vr": "SQ", "Value": [
+                          {"00080060": {"vr": "CS", "Value": ["CT"]},
+                           "00400001": {"vr": "AE", "Value": ["CT01"]},
+                           "00400006": {"vr": "PN", "Value": [{"Alphabetic": "Ärztin^A"}]},
+                           "00400008": {"vr": "SQ", "Value": [
+                               {"00080100": {"vr": "SH", "Value": ["X1"]}}]}},
+                          {}]},
+                      "00081032": {"vr": "SQ"}}),
 ]
 
 
@@ -43,7 +53,7 @@ def test_same_bytes_as_pydicom(charset, elements, implicit):
 
 
 @pytest.mark.parametrize("element", [
-    {"vr": "SQ", "Value": [{}]},
+    {"vr": "SQ", "Value": [{"00282000": {"vr": "OB", "InlineBinary": "AAAA"}}]},
     {"vr": "OB", "InlineBinary": "AAAA"},
     {"vr": "OW", "BulkDataURI": "7FE00010"},
 ])

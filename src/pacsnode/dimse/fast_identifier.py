@@ -2,10 +2,12 @@
 
 Building a pydicom Dataset from JSON and letting pynetdicom encode it cost about a
 millisecond per response — most of a query's time once it matches more than a few
-instances. Response identifiers are simple (text, person names, UIDs, numbers, usually no
-sequences), so they are written here directly in the presentation context's little endian
-transfer syntax, implicit or explicit VR. Anything unusual (a sequence, binary or unknown
-VR, big endian) returns None and the caller falls back to pydicom.
+instances. Response identifiers are simple (text, person names, UIDs, numbers, sequences
+of those: the Scheduled Procedure Step Sequence of a worklist answer), so they are written
+here directly in the presentation context's little endian transfer syntax, implicit or
+explicit VR; sequences and their items with defined lengths, as pydicom writes them (PS3.5
+7.5). Anything unusual (binary or unknown VR, big endian) returns None and the caller falls
+back to pydicom.
 
 Text is encoded in the response's Specific Character Set: single-byte sets and UTF-8 with
 Python's codecs; ISO 2022 code extensions with pydicom's ``encode_string`` (escape
@@ -23,7 +25,8 @@ from pydicom.charset import convert_encodings, encode_string
 
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH",
                        "ST", "TM", "UC", "UI", "UR", "UT"})
-_LONG_VRS = frozenset({"UC", "UR", "UT"})  # 4-byte length in explicit VR (with OB, SQ...)
+_LONG_VRS = frozenset({"SQ", "UC", "UR", "UT"})  # 4-byte length in explicit VR (PS3.5 7.1.2)
+_ITEM = b"\xfe\xff\x00\xe0"  # (FFFE,E000) Item
 _ASCII_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI", "UR"})
 _BINARY = {"US": "<H", "SS": "<h", "UL": "<I", "SL": "<i", "FL": "<f", "FD": "<d"}
 
@@ -75,6 +78,21 @@ def _encode_pn(value: Any, encodings: Sequence[str]) -> bytes:
     return b"=".join(_encode_text(g, "PN", encodings) for g in groups)
 
 
+def _sequence_bytes(items: list[Any], charset: Sequence[str], implicit: bool
+                    ) -> bytes | None:
+    """A sequence's value: each item with its defined length (PS3.5 7.5.1), encoded in the
+    data set's character set."""
+    out = bytearray()
+    for item in items:
+        if not isinstance(item, dict):
+            return None
+        data = encode_identifier(item, charset, implicit)
+        if data is None:
+            return None
+        out += _ITEM + struct.pack("<I", len(data)) + data
+    return bytes(out)
+
+
 def encode_identifier(elements: dict[str, Any], charset: Sequence[str],
                       implicit: bool) -> bytes | None:
     """``elements`` (DICOM JSON, keys ``GGGGEEEE``) encoded as a little endian data set,
@@ -92,7 +110,10 @@ def encode_identifier(elements: dict[str, Any], charset: Sequence[str],
         if "BulkDataURI" in elem or "InlineBinary" in elem:
             return None
         try:
-            data = _value_bytes(vr, values, encodings) if values else b""
+            if vr == "SQ":
+                data = _sequence_bytes(values, charset, implicit)
+            else:
+                data = _value_bytes(vr, values, encodings) if values else b""
         except (UnicodeError, struct.error, TypeError, ValueError):
             return None
         if data is None:

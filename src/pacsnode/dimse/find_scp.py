@@ -125,6 +125,25 @@ class EncodedIdentifier(Dataset):
     encoded: bytes
 
 
+def encoded_identifier(elements: dict[str, Any], charset: list[str],
+                       transfer_syntax: str | None) -> EncodedIdentifier | None:
+    """``elements`` (DICOM JSON) with Specific Character Set ``charset`` encoded for the
+    presentation context's ``transfer_syntax`` (:mod:`pacsnode.dimse.fast_identifier`), or
+    None when pydicom has to do it (big endian, deflate, a value it does not write)."""
+    if transfer_syntax not in (ImplicitVRLittleEndian, ExplicitVRLittleEndian):
+        return None
+    if charset != [""] and charset:
+        elements = {**elements, f"{CHARSET:08X}": {"vr": "CS", "Value": list(charset)}}
+    implicit = transfer_syntax == ImplicitVRLittleEndian
+    data = fast_identifier.encode_identifier(elements, charset, implicit)
+    if data is None:
+        return None
+    fast = EncodedIdentifier()
+    fast.encoding = (implicit, True, False)
+    fast.encoded = data
+    return fast
+
+
 def build_response(match: Match, request: Dataset, level: Level, aet: str,
                    requested_charset: list[str], transfer_syntax: str | None = None
                    ) -> Dataset:
@@ -139,17 +158,11 @@ def build_response(match: Match, request: Dataset, level: Level, aet: str,
         wanted[f"{INSTANCE_AVAILABILITY:08X}"] = {"vr": "CS", "Value": ["ONLINE"]}
     wanted[f"{RETRIEVE_AET:08X}"] = {"vr": "AE", "Value": [aet]}
     charset = charsets.choose(requested_charset, texts(wanted))
-    if transfer_syntax in (ImplicitVRLittleEndian, ExplicitVRLittleEndian):
-        elements = {**wanted, f"{QUERY_LEVEL:08X}": {"vr": "CS", "Value": [level.value]}}
-        if charset != [""] and charset:
-            elements[f"{CHARSET:08X}"] = {"vr": "CS", "Value": list(charset)}
-        implicit = transfer_syntax == ImplicitVRLittleEndian
-        data = fast_identifier.encode_identifier(elements, charset, implicit)
-        if data is not None:
-            fast = EncodedIdentifier()
-            fast.encoding = (implicit, True, False)
-            fast.encoded = data
-            return fast
+    fast = encoded_identifier(
+        {**wanted, f"{QUERY_LEVEL:08X}": {"vr": "CS", "Value": [level.value]}}, charset,
+        transfer_syntax)
+    if fast is not None:
+        return fast
     ds = Dataset.from_json(wanted)
     ds.QueryRetrieveLevel = level.value
     if charset != [""] and charset:

@@ -44,6 +44,8 @@ from pacsnode.dimse.find_scp import (
     CHARSET,
     QUERY_LEVEL,
     FindService,
+    encoded_identifier,
+    install,
     parse_keys,
     requested_charset,
     stream_responses,
@@ -87,11 +89,16 @@ def requested_json(attrs: dict[str, Any], request: Dataset) -> dict[str, Any]:
     return out
 
 
-def build_response(attrs: dict[str, Any], request: Dataset, charset: list[str]) -> Dataset:
+def build_response(attrs: dict[str, Any], request: Dataset, charset: list[str],
+                   transfer_syntax: str | None = None) -> Dataset:
     """The Identifier of one Pending response (K.4.1.2.3): the requested keys, in the
-    request's character set if it holds every value, else UTF-8."""
+    request's character set if it holds every value, else UTF-8; already encoded for a
+    little endian ``transfer_syntax`` when nothing in it needs pydicom."""
     wanted = requested_json(attrs, request)
     chosen = charsets.choose(charset, texts(wanted))
+    fast = encoded_identifier(wanted, chosen, transfer_syntax)
+    if fast is not None:
+        return fast
     ds = Dataset.from_json(wanted)
     if chosen and chosen != [""]:
         ds.SpecificCharacterSet = chosen if len(chosen) > 1 else chosen[0]
@@ -105,6 +112,7 @@ class WorklistService:
         self.archive = archive
         self.aet = aet
         self.query_retrieve: FindService | None = None
+        install()  # encoded identifiers pass through pynetdicom as they are
 
     def handlers(self, query_retrieve: FindService | None = None) -> list[tuple[Any, Any]]:
         """The EVT_C_FIND handler for every C-FIND SOP class: the worklist model here, the
@@ -140,5 +148,6 @@ class WorklistService:
                                   states={s.value for s in ACTIVE})
         yield from stream_responses(
             event, "C-FIND Modality Worklist", who, matches,
-            lambda row: (statuses.PENDING, build_response(row.attrs, identifier, charset)),
+            lambda row: (statuses.PENDING, build_response(row.attrs, identifier, charset,
+                                                          str(event.context.transfer_syntax))),
             matches.close)
