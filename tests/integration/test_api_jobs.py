@@ -14,8 +14,6 @@ the peer is up.
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +29,7 @@ from pydicom.uid import generate_uid
 
 from tests.conftest import DCMTK_ENV, PacsnodeServer, dcmtk, free_port
 from tests.integration.corpus import dataset_bytes, run_storescu
+from tests.storescp import StorescpReceiver
 from tests.unit.dicomdata import make_dataset
 
 pytestmark = pytest.mark.dcmtk
@@ -40,44 +39,15 @@ NOT_WIRED = ("is the JobRunner started by `pacsnode serve` (app.state.jobs)? a j
              "queued without it")
 
 
-class Receiver:
-    """DCMTK storescp writing every data set exactly as received (``+B``)."""
+class Receiver(StorescpReceiver):
+    """storescp accepting every transfer syntax; :meth:`received` gives data set bytes."""
 
     def __init__(self, out_dir: Path, aet: str, port: int | None = None) -> None:
-        self.out_dir, self.aet, self.port = out_dir, aet, port or free_port()
-        out_dir.mkdir(parents=True)
-        self._log = (out_dir.parent / f"storescp-{aet}-{self.port}.log").open("wb")
-        self.proc = subprocess.Popen(
-            [dcmtk("storescp"), "-v", "+B", "+xa", "-aet", aet, "-od", str(out_dir),
-             str(self.port)], env=DCMTK_ENV, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"storescp {aet} exited"
-            with contextlib.suppress(OSError), \
-                    socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"storescp {aet} is not listening")
+        super().__init__(out_dir, aet, "+xa", port=port)
 
     def received(self) -> dict[str, bytes]:
         """SOP Instance UID -> the received data set's bytes (file meta aside)."""
-        out: dict[str, bytes] = {}
-        for path in sorted(self.out_dir.iterdir()):
-            uid = str(pydicom.filereader.read_file_meta_info(path).MediaStorageSOPInstanceUID)
-            assert uid not in out, f"{uid} received twice"
-            out[uid] = dataset_bytes(path)
-        return out
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+        return {uid: dataset_bytes(path) for uid, path in self.files().items()}
 
 
 def write_study(directory: Path, n: int) -> dict[str, Path]:

@@ -24,13 +24,9 @@ when something failed; refusals leave the server serving.
 
 from __future__ import annotations
 
-import contextlib
 import re
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +50,7 @@ from tests.integration.corpus import (
     pydicom_test_root,
     run_storescu,
 )
+from tests.storescp import StorescpReceiver
 
 pytestmark = pytest.mark.dcmtk
 
@@ -83,51 +80,7 @@ ERROR_COMMENT = re.compile(r"\(0000,0902\) LO \[(.*)\]")
 # -- DCMTK storescp as a move destination ------------------------------------------------
 
 
-class Receiver:
-    """DCMTK storescp writing each data set exactly as received (``+B``), with the given
-    transfer syntax options."""
-
-    def __init__(self, out_dir: Path, aet: str, *options: str) -> None:
-        self.out_dir, self.aet, self.port = out_dir, aet, free_port()
-        out_dir.mkdir(parents=True)
-        self.log_path = out_dir.parent / f"storescp-{aet}.log"
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [dcmtk("storescp"), "-v", "+B", *options, "-aet", aet, "-od", str(out_dir),
-             str(self.port)], env=DCMTK_ENV, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:  # listening? (a CT-only storescp refuses C-ECHO)
-            assert self.proc.poll() is None, self.log_path.read_text()
-            with contextlib.suppress(OSError), \
-                    socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"storescp {aet} is not listening")
-
-    def take(self) -> dict[str, Path]:
-        """SOP Instance UID -> received file, for everything received since the last call
-        (the files are moved away so that the next retrieve starts empty)."""
-        done = self.out_dir.parent / f"{self.aet}-taken-{time.monotonic_ns()}"
-        done.mkdir()
-        out: dict[str, Path] = {}
-        for path in sorted(self.out_dir.iterdir()):
-            target = done / path.name
-            shutil.move(path, target)
-            uid = str(pydicom.filereader.read_file_meta_info(target).MediaStorageSOPInstanceUID)
-            assert uid not in out, f"{uid} received twice"
-            out[uid] = target
-        return out
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+Receiver = StorescpReceiver
 
 
 # -- movescu / getscu and their responses --------------------------------------------------

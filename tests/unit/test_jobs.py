@@ -14,16 +14,12 @@ downgrades; the REST routes answer the documented statuses with problem+json err
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pydicom
 import pytest
 import sqlalchemy as sa
 from alembic import command
@@ -43,7 +39,8 @@ from pacsnode.dimse.job_runner import JobRunner
 from pacsnode.index import migrate, schema
 from pacsnode.index.engine import create_engine, write_transaction
 from pacsnode.web.app import create_app
-from tests.conftest import DCMTK_ENV, dcmtk, free_port
+from tests.conftest import free_port
+from tests.storescp import StorescpReceiver
 from tests.unit.dicomdata import data_set_bytes, ingest_all, make_dataset, part10
 
 pytestmark = pytest.mark.dcmtk
@@ -67,47 +64,20 @@ FAST = {"poll_interval": 0.05, "progress_interval": 0.05, "heartbeat_interval": 
 # -- helpers --------------------------------------------------------------------------------
 
 
-class Storescp:
-    """DCMTK storescp writing every data set exactly as received (``+B``)."""
+class Storescp(StorescpReceiver):
+    """storescp under ``directory/AET``; :meth:`received` gives data set bytes (a UID sent
+    twice, as by a re-run job, keeps its last file)."""
 
     def __init__(self, directory: Path, aet: str, *options: str) -> None:
-        self.out_dir, self.aet, self.port = directory / aet, aet, free_port()
-        self.out_dir.mkdir(parents=True)
-        self.log_path = directory / f"storescp-{aet}.log"
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [dcmtk("storescp"), "-v", "+B", *options, "-aet", aet, "-od", str(self.out_dir),
-             str(self.port)], env=DCMTK_ENV, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log_path.read_text()
-            with contextlib.suppress(OSError), \
-                    socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"storescp {aet} is not listening")
+        super().__init__(directory / aet, aet, *options)
 
     def received(self) -> dict[str, bytes]:
         """SOP Instance UID -> the received file's data set bytes (file meta aside)."""
-        out: dict[str, bytes] = {}
-        for path in sorted(self.out_dir.iterdir()):
-            uid = str(pydicom.filereader.read_file_meta_info(path).MediaStorageSOPInstanceUID)
-            out[uid] = data_set_bytes(path.read_bytes())
-        return out
+        return {uid: data_set_bytes(path.read_bytes())
+                for uid, path in self.files(unique=False).items()}
 
-    def files(self) -> int:
+    def count(self) -> int:
         return len(list(self.out_dir.iterdir()))
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
 
 
 @pytest.fixture
@@ -326,7 +296,7 @@ def test_cancel_running_job_stops_between_instances(
     assert 5 <= done.progress.completed < 60
     assert done.progress.failed == 0
     time.sleep(0.3)
-    assert scp.files() == done.progress.completed  # nothing sent after the cancellation
+    assert scp.count() == done.progress.completed  # nothing sent after the cancellation
     with pytest.raises(jobs.AlreadyFinished):
         jobs.cancel(archive.engine, job.pk)
     assert job_of(archive, job.pk).state is State.CANCELLED

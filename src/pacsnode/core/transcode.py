@@ -27,7 +27,7 @@ def choose_syntax(stored: str, accepted: set[str]) -> str | None:
 
 
 # Binary VRs whose values pydicom keeps as bytes in the data set's byte order, by word size.
-_WORD_SIZES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+WORD_SIZES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 
 
 def _swap_to_little_endian(ds: Dataset) -> None:
@@ -37,8 +37,8 @@ def _swap_to_little_endian(ds: Dataset) -> None:
         if elem.VR == "SQ":
             for item in elem.value or ():
                 _swap_to_little_endian(item)
-        elif elem.VR in _WORD_SIZES and isinstance(elem.value, bytes) and elem.value:
-            size = _WORD_SIZES[str(elem.VR)]
+        elif elem.VR in WORD_SIZES and isinstance(elem.value, bytes) and elem.value:
+            size = WORD_SIZES[str(elem.VR)]
             if len(elem.value) % size:
                 raise ValueError(f"{elem.tag}: {len(elem.value)} bytes is not whole words")
             elem.value = np.frombuffer(elem.value, dtype=f">u{size}").byteswap().tobytes()

@@ -33,6 +33,7 @@ from pydicom.pixels.utils import get_expected_length
 from pydicom.uid import UID
 
 from pacsnode.core.archive import Archive
+from pacsnode.core.transcode import WORD_SIZES
 from pacsnode.index import matching
 from pacsnode.index.levels import Level
 from pacsnode.web import multipart
@@ -50,7 +51,6 @@ router = APIRouter()
 
 PIXEL_DATA = 0x7FE00010
 STUDY_UID, SERIES_UID, SOP_UID = 0x0020000D, 0x0020000E, 0x00080018
-_WORD_SIZES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 
 
 @dataclass(frozen=True)
@@ -180,10 +180,9 @@ def _opened(source: io.BytesIO | tuple[Path, int]) -> Iterator[BinaryIO]:
         yield fh
 
 
-def frame_bytes(stored: StoredFile, indexes: list[int], choice: FrameChoice
+def frame_bytes(stored: StoredFile, ds: Dataset, indexes: list[int], choice: FrameChoice
                 ) -> Iterator[bytes]:
-    """Each requested frame, as the choice says."""
-    ds = read_header(stored.path)
+    """Each requested frame, as the choice says (``ds``: the file's :func:`read_header`)."""
     source = _pixel_source(stored, ds)
     syntax = UID(stored.syntax)
     count = frame_count(ds)
@@ -227,16 +226,16 @@ def _multipart_frames(frames: Iterator[bytes], media_type: str, syntax: str | No
     yield f"--{boundary}--\r\n".encode()
 
 
-def frames_response(request: Request, stored: StoredFile, indexes: list[int] | None
-                    ) -> Response:
+def frames_response(request: Request, stored: StoredFile, indexes: list[int] | None,
+                    ds: Dataset | None = None) -> Response:
     """A multipart/related response of frames (all of them when ``indexes`` is None)."""
     choice = choose_frames(request, stored.syntax)
-    ds = read_header(stored.path)
+    ds = ds if ds is not None else read_header(stored.path)
     _pixel_source(stored, ds)  # errors here, before the response starts
     if not UID(stored.syntax).is_compressed:
         _native_frame_length(ds, frame_count(ds))
     chosen = list(range(frame_count(ds))) if indexes is None else indexes
-    frames = frame_bytes(stored, chosen, choice)
+    frames = frame_bytes(stored, ds, chosen, choice)
     boundary = multipart.new_boundary()
     syntax = stored.syntax if choice.as_stored else None
     return StreamingResponse(
@@ -250,7 +249,7 @@ def retrieve_frames(request: Request, study: str, series: str, instance: str,
                     frame_list: str) -> Response:
     stored = stored_file(request.app.state.archive, study, series, instance)
     ds = read_header(stored.path)
-    return frames_response(request, stored, parse_frame_list(frame_list, frame_count(ds)))
+    return frames_response(request, stored, parse_frame_list(frame_list, frame_count(ds)), ds)
 
 
 def _value_bytes(path: Path, tag: int) -> bytes:
@@ -262,8 +261,8 @@ def _value_bytes(path: Path, tag: int) -> bytes:
     value = elem.value
     if not isinstance(value, bytes | bytearray):
         raise Problem(404, f"attribute {tag:08X} is not bulk data")
-    if not ds.original_encoding[1] and elem.VR in _WORD_SIZES:
-        return _swap(bytes(value), _WORD_SIZES[str(elem.VR)])
+    if not ds.original_encoding[1] and elem.VR in WORD_SIZES:
+        return _swap(bytes(value), WORD_SIZES[str(elem.VR)])
     return bytes(value)
 
 
