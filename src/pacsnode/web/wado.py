@@ -26,6 +26,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from pacsnode.core.archive import Archive
+from pacsnode.core.retrieve import select_instances
 from pacsnode.core.transcode import UNCOMPRESSED, convert
 from pacsnode.index import matching
 from pacsnode.index.levels import Level
@@ -91,12 +92,10 @@ def _all(first: Match, results: Results) -> Iterator[Match]:
 
 def stored_syntaxes(archive: Archive, study: str, series: str | None,
                     instance: str | None) -> set[str]:
-    """The transfer syntaxes the instances asked for are stored in."""
-    results = archive.search(Level.IMAGE, _keys(study, series, instance))
-    try:
-        return {str(m.file["transfer_syntax_uid"]) for m in results}
-    finally:
-        results.close()
+    """The transfer syntaxes the instances asked for are stored in (one DISTINCT query,
+    :func:`pacsnode.core.retrieve.select_instances`; no JSON read)."""
+    with select_instances(archive.engine, _keys(study, series, instance)) as selection:
+        return {syntax for syntaxes in selection.syntaxes.values() for syntax in syntaxes}
 
 
 @dataclass(frozen=True)
