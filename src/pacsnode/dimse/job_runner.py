@@ -1,6 +1,7 @@
 """The job runner of a pacsnode process: a daemon thread taking due jobs from the index
 (:func:`pacsnode.core.jobs.claim_next`) and running them one at a time
-(:mod:`pacsnode.dimse.send_job`).
+(:mod:`pacsnode.dimse.send_job`; Storage Commitment reports:
+:mod:`pacsnode.dimse.commitment_report`).
 
 * It polls every ``poll_interval`` seconds (1 s), and at once when :meth:`JobRunner.notify`
   says a job was queued in this process.
@@ -30,8 +31,10 @@ from collections.abc import Sequence
 from pacsnode.config import Settings
 from pacsnode.core import jobs
 from pacsnode.core.archive import Archive
+from pacsnode.core.commitment_jobs import KIND_COMMITMENT
 from pacsnode.core.jobs import Job, State
 from pacsnode.dimse import transport_tuning
+from pacsnode.dimse.commitment_report import run_commitment_job
 from pacsnode.dimse.send_job import PROGRESS_EVERY, PROGRESS_INTERVAL_S, run_send_job
 
 log = logging.getLogger(__name__)
@@ -148,14 +151,20 @@ class JobRunner:
         with self._lock:
             self._current = job.pk
             self._cancelled.discard(job.pk)
-        log.info("job %d (%s, attempt %d of %d) started: study %s to %s", job.pk, job.kind,
-                 job.attempts, job.max_attempts, job.study_instance_uid, job.peer)
+        what = (f"report to {job.peer}" if job.kind == KIND_COMMITMENT else
+                f"study {job.study_instance_uid} to {job.peer}")
+        log.info("job %d (%s, attempt %d of %d) started: %s", job.pk, job.kind,
+                 job.attempts, job.max_attempts, what)
         try:
-            run_send_job(self.archive, self.settings, job, self.owner,
-                         cancelled=lambda: job.pk in self._cancelled,
-                         stopping=self._stop.is_set, backoff=self.backoff,
-                         progress_interval=self.progress_interval,
-                         progress_every=self.progress_every)
+            if job.kind == KIND_COMMITMENT:  # a Storage Commitment report (PS3.4 J.3.3)
+                run_commitment_job(self.archive, self.settings, job, self.owner,
+                                   backoff=self.backoff)
+            else:
+                run_send_job(self.archive, self.settings, job, self.owner,
+                             cancelled=lambda: job.pk in self._cancelled,
+                             stopping=self._stop.is_set, backoff=self.backoff,
+                             progress_interval=self.progress_interval,
+                             progress_every=self.progress_every)
         except Exception as exc:  # the outcome could not be recorded (index unavailable)
             log.exception("job %d: unexpected error", job.pk)
             try:

@@ -38,6 +38,10 @@ EXTRA_TRANSFER_SYNTAXES = (
 
 
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"  # DICOMDIR: media only (PS3.10), not sent
+# "Storage" in their name, but not storage SOP classes: Storage Commitment Push and Pull
+# (retired) Model, served with N-ACTION/N-EVENT-REPORT (PS3.4 J), never with C-STORE.
+NOT_STORAGE = frozenset({MEDIA_STORAGE_DIRECTORY, "1.2.840.10008.1.20.1",
+                         "1.2.840.10008.1.20.2"})
 
 
 def _extra_storage_classes() -> dict[str, str]:
@@ -49,7 +53,7 @@ def _extra_storage_classes() -> dict[str, str]:
     known = {str(cx.abstract_syntax) for cx in AllStoragePresentationContexts}
     return {uid: entry[4] for uid, entry in UID_dictionary.items()
             if entry[1] == "SOP Class" and "Storage" in entry[0] and uid not in known
-            and uid != MEDIA_STORAGE_DIRECTORY and entry[4].isidentifier()}
+            and uid not in NOT_STORAGE and entry[4].isidentifier()}
 
 
 def storage_sop_classes() -> list[str]:
@@ -90,6 +94,10 @@ def build_ae(settings: Settings, ae_class: type[AE] = AE) -> AE:
         ae.add_supported_context(sop_class, syntaxes)
     for sop_class in services.WORKLIST_SOP_CLASSES:  # Modality Worklist FIND (PS3.4 K)
         ae.add_supported_context(sop_class, syntaxes)
+    # Storage Commitment Push Model (PS3.4 J): a requestor proposing role selection may be
+    # the SCU, never the SCP (pacsnode is the SCP; PS3.7 D.3.3.4).
+    ae.add_supported_context(services.STORAGE_COMMITMENT_SOP_CLASS, syntaxes, scu_role=True,
+                             scp_role=False)
     return ae
 
 

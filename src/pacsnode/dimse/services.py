@@ -9,6 +9,7 @@ from pacsnode.config import Peer, Settings
 from pacsnode.core import peers
 from pacsnode.core.archive import Archive
 from pacsnode.dimse import access, mwl_scp, qr_models
+from pacsnode.dimse.commitment_scp import NActionService, StorageCommitmentService
 from pacsnode.dimse.find_scp import FindService
 from pacsnode.dimse.retrieve_scp import RetrieveService
 from pacsnode.dimse.storage_scp import StorageService
@@ -17,6 +18,8 @@ from pacsnode.dimse.storage_scp import StorageService
 QUERY_RETRIEVE_SOP_CLASSES = qr_models.QUERY_RETRIEVE_SOP_CLASSES
 # Modality Worklist Information Model – FIND (PS3.4 K.6.1).
 WORKLIST_SOP_CLASSES = mwl_scp.WORKLIST_SOP_CLASSES
+# Storage Commitment Push Model SOP Class – N-ACTION, N-EVENT-REPORT (PS3.4 J.3).
+STORAGE_COMMITMENT_SOP_CLASS = "1.2.840.10008.1.20.1"
 
 
 def install_access_policy(archive: Archive, settings: Settings) -> None:
@@ -36,4 +39,7 @@ def handlers(archive: Archive, settings: Settings) -> list[Any]:
         *mwl_scp.WorklistService(archive, settings.aet).handlers(
             FindService(archive, settings.aet)),
         *RetrieveService(archive, settings).handlers(),  # C-MOVE, C-GET (PS3.4 C.4.2, C.4.3)
+        # N-ACTION, by SOP class: Storage Commitment Push Model (PS3.4 J.3.2)
+        *NActionService().register(STORAGE_COMMITMENT_SOP_CLASS, StorageCommitmentService(
+            archive, settings).on_n_action).handlers(),
     ]

@@ -81,7 +81,9 @@ class JobModel(BaseModel):
     """A background job."""
 
     id: int
-    kind: str = Field(description="`send`: a study sent to a peer with C-STORE.")
+    kind: str = Field(description="`send`: a study sent to a peer with C-STORE; "
+                      "`commitment`: a Storage Commitment report (N-EVENT-REPORT) to the "
+                      "peer named by its AE title in `peer`.")
     state: StateName
     study_instance_uid: str
     peer: str = Field(description="The peer's name.")
