@@ -69,6 +69,10 @@ class Settings:
     fsync: bool = True
     restrict_qr_to_peers: bool = False  # Query/Retrieve only from declared peers
     check_peer_host: bool = False  # ... and only from their host
+    # The study-complete event (an MPPS COMPLETED and its instances received):
+    study_complete_hook: str = ""  # "package.module:function", called with the event
+    study_complete_webhook: str = ""  # URL the event is POSTed to as JSON
+    study_complete_wait: float = 600.0  # seconds to wait for the instances, then raise anyway
     peers: Mapping[str, Peer] = field(default_factory=dict)
 
     @property
@@ -200,6 +204,13 @@ def validate(settings: Settings) -> None:
         port = getattr(settings, port_name)
         if not 0 <= port <= 65535:
             raise ConfigError(f"{port_name} must be between 0 and 65535")
+    if settings.study_complete_hook and ":" not in settings.study_complete_hook:
+        raise ConfigError("study_complete_hook must be 'package.module:function'")
+    if settings.study_complete_webhook and not settings.study_complete_webhook.startswith(
+            ("http://", "https://")):
+        raise ConfigError("study_complete_webhook must be an http:// or https:// URL")
+    if settings.study_complete_wait < 0:
+        raise ConfigError("study_complete_wait must be 0 or more seconds")
     if settings.workers < 0:
         raise ConfigError("workers must be 0 (automatic) or more")
     if settings.max_associations < 1:

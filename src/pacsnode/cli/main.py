@@ -1,5 +1,5 @@
 """``pacsnode``: serve, import, ls, show, check, delete, echo, send, find, move, get,
-peers, worklist, synth."""
+peers, worklist, mpps, synth."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import click
 from pacsnode import __version__
 from pacsnode.cli import (
     archive_cmds,
+    mpps_cmds,
     network_cmds,
     peer_cmds,
     qr_cmds,
@@ -26,7 +27,7 @@ def cli() -> None:
 
 cli.add_command(serve.serve)
 for command in (archive_cmds.COMMANDS + network_cmds.COMMANDS + qr_cmds.COMMANDS
-                + peer_cmds.COMMANDS + worklist_cmds.COMMANDS):
+                + peer_cmds.COMMANDS + worklist_cmds.COMMANDS + mpps_cmds.COMMANDS):
     cli.add_command(command)
 cli.add_command(synth.synth)
 

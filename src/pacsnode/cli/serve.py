@@ -13,9 +13,11 @@ import click
 from pynetdicom.transport import AssociationServer
 
 from pacsnode.cli.options import common_options, settings_from
+from pacsnode.config import ConfigError
 from pacsnode.core.archive import Archive
 from pacsnode.core.consistency import STALE_TEMP_SECONDS
 from pacsnode.dimse import server, workers
+from pacsnode.hooks.study_complete import StudyCompleteWatcher
 
 log = logging.getLogger("pacsnode.serve")
 
@@ -56,6 +58,11 @@ def serve(config_file: Path | None, **cli: Any) -> None:
         archive.store.discard_temp(temp)
     counts = archive.counts()
     log.info("archive %s (index %s): %d patients, %d studies, %d instances",
+    try:
+        study_complete = StudyCompleteWatcher(archive, settings)
+    except ConfigError as exc:
+        archive.close()
+        raise click.ClickException(str(exc)) from exc
              settings.data_dir.resolve(), archive.engine.url.render_as_string(
                  hide_password=True), counts["patients"], counts["studies"],
              counts["instances"])
@@ -110,9 +117,11 @@ def serve(config_file: Path | None, **cli: Any) -> None:
     finally:
         web.stop()
         jobs.stop(10.0)
+    study_complete.start()
         if dicom is not None:
             dicom.shutdown()
         if pool is not None:
             pool.shutdown()
         archive.close()
         log.info("stopped")
+        study_complete.stop()

@@ -29,8 +29,10 @@ Table K.6-1 (K.6.1.2.2):
 **States**: SCHEDULED (new items), IN PROGRESS, COMPLETED, DISCONTINUED, CANCELLED. Only
 SCHEDULED and IN PROGRESS items answer a C-FIND (:data:`ACTIVE`). COMPLETED, DISCONTINUED
 and CANCELLED are final: the state of such an item cannot change (:class:`AlreadyFinished`).
-The state is pacsnode's bookkeeping; the stored attributes (Scheduled Procedure Step Status
-(0040,0020) included) are not changed by it.
+A change of state also sets the item's Scheduled Procedure Step Status (0040,0020)
+(:data:`SPS_STATUS_OF`); the other attributes are not changed by it. MPPS N-CREATE/N-SET
+(:mod:`pacsnode.core.mpps`) move the items a procedure step performs to IN PROGRESS,
+COMPLETED or DISCONTINUED.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ START_DATE, START_TIME = 0x00400002, 0x00400003
 PERFORMING_PHYSICIAN = 0x00400006
 SPS_DESCRIPTION = 0x00400007
 SPS_ID = 0x00400009
+SPS_STATUS = 0x00400020
 STATION_NAME = 0x00400010
 SPS_LOCATION = 0x00400011
 CHARSET = 0x00080005
@@ -433,22 +436,46 @@ def get(engine: Engine, pk: int) -> WorklistItem:
 # -- changing --------------------------------------------------------------------------------
 
 
+# Scheduled Procedure Step Status (0040,0020) kept in step with the state (PS3.3 C.4.10:
+# SCHEDULED, STARTED, COMPLETED, DISCONTINUED, CANCELED are its terms for these states).
+SPS_STATUS_OF = {
+    State.SCHEDULED: "SCHEDULED",
+    State.IN_PROGRESS: "STARTED",
+    State.COMPLETED: "COMPLETED",
+    State.DISCONTINUED: "DISCONTINUED",
+    State.CANCELLED: "CANCELED",
+}
+
+
+def with_sps_status(attrs: Mapping[str, Any], state: State) -> JsonDict:
+    """A copy of ``attrs`` whose Scheduled Procedure Step Status says ``state``."""
+    out = copy.deepcopy(dict(attrs))
+    sequence = out.get(f"{SPS_SEQUENCE:08X}") or {}
+    for item in sequence.get("Value") or []:
+        if isinstance(item, dict):
+            item[f"{SPS_STATUS:08X}"] = {"vr": "CS", "Value": [SPS_STATUS_OF[state]]}
+    return out
+
+
 def set_state(engine: Engine, pk: int, state: State) -> WorklistItem:
-    """Change the state of item ``pk``; :class:`AlreadyFinished` when its state is final,
-    :class:`NotFound` when there is no such item."""
+    """Change the state of item ``pk`` (and its Scheduled Procedure Step Status);
+    :class:`AlreadyFinished` when its state is final, :class:`NotFound` when there is no
+    such item."""
     now = iso(utc_now())
-    finals = [s.value for s in FINAL]
+    state = State(state)
     with write_transaction(engine) as conn:
-        changed = conn.execute(
-            sa.update(worklist_table)
-            .where(worklist_table.c.pk == pk, worklist_table.c.state.not_in(finals))
-            .values(state=State(state).value, updated_at=now)).rowcount
-        found = _get(conn, pk)
-    if found is None:
-        raise NotFound(pk)
-    if not changed:
-        raise AlreadyFinished(found)
-    return found
+        row = conn.execute(sa.select(worklist_table).where(worklist_table.c.pk == pk)
+                           .with_for_update()).mappings().first()
+        if row is None:
+            raise NotFound(pk)
+        found = _item(row)
+        if found.state in FINAL:
+            raise AlreadyFinished(found)
+        attrs = with_sps_status(found.attrs, state)
+        conn.execute(sa.update(worklist_table).where(worklist_table.c.pk == pk)
+                     .values(state=state.value, updated_at=now,
+                             attrs=dicom_json.dumps(attrs)))
+    return WorklistItem(pk, state, attrs, found.created_at, now)
 
 
 def cancel(engine: Engine, pk: int) -> WorklistItem:

@@ -94,6 +94,8 @@ def build_ae(settings: Settings, ae_class: type[AE] = AE) -> AE:
         ae.add_supported_context(sop_class, syntaxes)
     for sop_class in services.WORKLIST_SOP_CLASSES:  # Modality Worklist FIND (PS3.4 K)
         ae.add_supported_context(sop_class, syntaxes)
+    for sop_class in services.MPPS_SOP_CLASSES:  # MPPS N-CREATE/N-SET (PS3.4 F.7)
+        ae.add_supported_context(sop_class, syntaxes)
     # Storage Commitment Push Model (PS3.4 J): a requestor proposing role selection may be
     # the SCU, never the SCP (pacsnode is the SCP; PS3.7 D.3.3.4).
     ae.add_supported_context(services.STORAGE_COMMITMENT_SOP_CLASS, syntaxes, scu_role=True,

@@ -8,7 +8,7 @@ from typing import Any
 from pacsnode.config import Peer, Settings
 from pacsnode.core import peers
 from pacsnode.core.archive import Archive
-from pacsnode.dimse import access, mwl_scp, qr_models
+from pacsnode.dimse import access, mpps_scp, mwl_scp, qr_models
 from pacsnode.dimse.commitment_scp import NActionService, StorageCommitmentService
 from pacsnode.dimse.find_scp import FindService
 from pacsnode.dimse.retrieve_scp import RetrieveService
@@ -18,6 +18,9 @@ from pacsnode.dimse.storage_scp import StorageService
 QUERY_RETRIEVE_SOP_CLASSES = qr_models.QUERY_RETRIEVE_SOP_CLASSES
 # Modality Worklist Information Model – FIND (PS3.4 K.6.1).
 WORKLIST_SOP_CLASSES = mwl_scp.WORKLIST_SOP_CLASSES
+# Modality Performed Procedure Step SOP Class – N-CREATE, N-SET (PS3.4 F.7).
+MPPS_SOP_CLASSES = mpps_scp.MPPS_SOP_CLASSES
+
 # Storage Commitment Push Model SOP Class – N-ACTION, N-EVENT-REPORT (PS3.4 J.3).
 STORAGE_COMMITMENT_SOP_CLASS = "1.2.840.10008.1.20.1"
 
@@ -42,4 +45,5 @@ def handlers(archive: Archive, settings: Settings) -> list[Any]:
         # N-ACTION, by SOP class: Storage Commitment Push Model (PS3.4 J.3.2)
         *NActionService().register(STORAGE_COMMITMENT_SOP_CLASS, StorageCommitmentService(
             archive, settings).on_n_action).handlers(),
+        *mpps_scp.PerformedProcedureStepService(archive).handlers(),  # MPPS (PS3.4 F.7)
     ]

@@ -202,3 +202,35 @@ worklist = sa.Table(
     sa.Index(None, "study_instance_uid"),
     sa.Index(None, "state"),
 )
+
+# Modality Performed Procedure Steps (PS3.4 Annex F.7; :mod:`pacsnode.core.mpps`): one row per
+# MPPS SOP Instance, created by N-CREATE and changed by N-SET. ``status`` is the Performed
+# Procedure Step Status (0040,0252): IN PROGRESS, COMPLETED or DISCONTINUED. The study is the
+# Study Instance UID of the first Scheduled Step Attributes Sequence item; ``worklist_ids``
+# the worklist items (JSON list of ``worklist.pk``) the step performs; ``notified_at`` when
+# the study-complete event was raised (NULL: not yet). ``attrs``: the whole instance as DICOM
+# JSON.
+mpps = sa.Table(
+    "mpps",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("sop_instance_uid", UID, nullable=False, unique=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("study_instance_uid", UID, nullable=False),
+    sa.Column("patient_id", SHORT, nullable=False),
+    sa.Column("accession_number", SHORT, nullable=False),
+    sa.Column("performed_station_aet", sa.String(16), nullable=False),
+    sa.Column("modality", sa.String(16), nullable=False),
+    sa.Column("start_date", sa.String(8), nullable=False),
+    sa.Column("start_time", sa.String(16), nullable=False),
+    sa.Column("calling_aet", sa.String(16), nullable=False),
+    sa.Column("worklist_ids", sa.Text, nullable=False),
+    sa.Column("attrs", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+    sa.Column("notified_at", sa.String(32), nullable=True),
+    sa.Index(None, "status", "notified_at"),
+    sa.Index(None, "study_instance_uid"),
+    sa.Index(None, "start_date"),
+    sa.Index(None, "patient_id"),
+)

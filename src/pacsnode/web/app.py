@@ -19,6 +19,7 @@ from pacsnode.dimse.job_runner import JobRunner
 from pacsnode.web import (
     api_archive,
     api_jobs,
+    api_mpps,
     api_peers,
     api_resources,
     api_worklist,
@@ -73,6 +74,7 @@ def create_app(archive: Archive, settings: Settings, jobs: JobRunner | None = No
     app.include_router(api_jobs.router)
     app.include_router(api_archive.router)
     app.include_router(api_worklist.router)
+    app.include_router(api_mpps.router)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

@@ -1,0 +1,1 @@
+"""Events pacsnode raises for users to hook into (Python callables, webhooks)."""
