@@ -69,6 +69,8 @@ class Settings:
     fsync: bool = True
     restrict_qr_to_peers: bool = False  # Query/Retrieve only from declared peers
     check_peer_host: bool = False  # ... and only from their host
+    hl7_port: int = 0  # MLLP port of the HL7 order receiver; 0 = none
+    hl7_station_aet: str = ""  # station AE title of HL7 orders without one; "" = modality
     # The study-complete event (an MPPS COMPLETED and its instances received):
     study_complete_hook: str = ""  # "package.module:function", called with the event
     study_complete_webhook: str = ""  # URL the event is POSTed to as JSON
@@ -200,7 +202,7 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"duplicate_policy must be one of {', '.join(DUPLICATE_POLICIES)}")
     if settings.log_format not in LOG_FORMATS:
         raise ConfigError(f"log_format must be one of {', '.join(LOG_FORMATS)}")
-    for port_name in ("dicom_port", "http_port"):
+    for port_name in ("dicom_port", "http_port", "hl7_port"):
         port = getattr(settings, port_name)
         if not 0 <= port <= 65535:
             raise ConfigError(f"{port_name} must be between 0 and 65535")
@@ -211,6 +213,10 @@ def validate(settings: Settings) -> None:
         raise ConfigError("study_complete_webhook must be an http:// or https:// URL")
     if settings.study_complete_wait < 0:
         raise ConfigError("study_complete_wait must be 0 or more seconds")
+    aet = settings.hl7_station_aet
+    if len(aet) > 16 or "\\" in aet or not aet.isascii() or not aet.isprintable():
+        raise ConfigError("hl7_station_aet must be at most 16 printable ASCII characters "
+                          "without backslash (PS3.5 AE value representation)")
     if settings.workers < 0:
         raise ConfigError("workers must be 0 (automatic) or more")
     if settings.max_associations < 1:

@@ -49,20 +49,24 @@ log = logging.getLogger("pacsnode.serve")
 @click.option("--dimse-timeout", type=float, help="Seconds to wait for DIMSE messages [60].")
 @click.option("--network-timeout", type=float, help="Seconds an idle connection is kept [60].")
 @click.option("--workers", type=int, help="Receiving processes; 0 = one per CPU, at most 4 [0].")
+@click.option("--hl7-port", type=int, help="MLLP port receiving HL7 orders (ORM^O01, OMI^O23) "
+              "into the Modality Worklist; 0 = none [0].")
+@click.option("--hl7-station-aet", help="Scheduled Station AE Title of HL7 orders that name "
+              "none [the order's modality].")
 def serve(config_file: Path | None, **cli: Any) -> None:
     """Run the PACS: store (C-STORE), answer queries and retrieves (C-FIND, C-MOVE, C-GET)
     and C-ECHO until stopped (Ctrl-C, SIGTERM)."""
     settings = settings_from(config_file, **cli)
     archive = Archive(settings)
-    for temp in archive.store.stale_temps(STALE_TEMP_SECONDS):
-        archive.store.discard_temp(temp)
-    counts = archive.counts()
-    log.info("archive %s (index %s): %d patients, %d studies, %d instances",
     try:
         study_complete = StudyCompleteWatcher(archive, settings)
     except ConfigError as exc:
         archive.close()
         raise click.ClickException(str(exc)) from exc
+    for temp in archive.store.stale_temps(STALE_TEMP_SECONDS):
+        archive.store.discard_temp(temp)
+    counts = archive.counts()
+    log.info("archive %s (index %s): %d patients, %d studies, %d instances",
              settings.data_dir.resolve(), archive.engine.url.render_as_string(
                  hide_password=True), counts["patients"], counts["studies"],
              counts["instances"])
@@ -99,7 +103,21 @@ def serve(config_file: Path | None, **cli: Any) -> None:
         raise click.ClickException(f"cannot listen for HTTP on {settings.http_host}:"
                                    f"{settings.http_port}: {exc}") from exc
 
+    hl7 = None
+    if settings.hl7_port:
+        from pacsnode.hl7 import receiver as hl7_receiver
+
+        try:
+            hl7 = hl7_receiver.start(settings, archive.engine)
+        except OSError as exc:
+            web.stop()
+            dicom.shutdown()
+            if pool is not None:
+                pool.shutdown()
+            raise click.ClickException(f"cannot listen for HL7 on {settings.dicom_host}:"
+                                       f"{settings.hl7_port}: {exc}") from exc
     jobs.start()
+    study_complete.start()
 
     def on_signal(signum: int, _frame: Any) -> None:
         log.info("signal %d: shutting down", signum)
@@ -115,13 +133,14 @@ def serve(config_file: Path | None, **cli: Any) -> None:
         else:
             stop.wait()
     finally:
+        if hl7 is not None:
+            hl7.stop()
         web.stop()
+        study_complete.stop()
         jobs.stop(10.0)
-    study_complete.start()
         if dicom is not None:
             dicom.shutdown()
         if pool is not None:
             pool.shutdown()
         archive.close()
         log.info("stopped")
-        study_complete.stop()

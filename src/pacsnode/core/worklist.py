@@ -489,3 +489,70 @@ def delete(engine: Engine, pk: int) -> bool:
         removed = conn.execute(sa.delete(worklist_table).where(worklist_table.c.pk == pk)
                                ).rowcount
     return bool(removed)
+
+
+# -- orders (HL7) ----------------------------------------------------------------------------
+# Used by :mod:`pacsnode.hl7.orders`: items are found by the order they belong to, Placer
+# (0040,2016) and Filler Order Number (0040,2017) of the Imaging Service Request, and an
+# order change (HL7 ORC-1 XO) replaces an item's attributes.
+
+PLACER_ORDER, FILLER_ORDER = 0x00402016, 0x00402017
+
+
+def find_by_order(engine: Engine, *, patient_id: str, placer: str = "", filler: str = "",
+                  accession: str = "") -> list[WorklistItem]:
+    """The items (any state, oldest first) of the order with Placer Order Number
+    ``placer`` and/or Filler Order Number ``filler``: an item belongs to it when one of the
+    given numbers equals the item's and neither differs from it. Candidates are the items of
+    ``patient_id`` or with Accession Number ``accession`` (indexed columns), filtered on
+    the stored JSON."""
+    if not (placer or filler):
+        return []
+    wanted = worklist_table.c.patient_id == patient_id
+    if accession:
+        wanted = sa.or_(wanted, worklist_table.c.accession_number == accession)
+    found = []
+    with read_transaction(engine) as conn:
+        for row in conn.execute(sa.select(worklist_table).where(wanted)
+                                .order_by(worklist_table.c.pk)).mappings():
+            item = _item(row)
+            pairs = [(placer, item.text(PLACER_ORDER)), (filler, item.text(FILLER_ORDER))]
+            if any(given and given == kept for given, kept in pairs) and not any(
+                    given and kept and given != kept for given, kept in pairs):
+                found.append(item)
+    return found
+
+
+def update_json(engine: Engine, pk: int, attrs: JsonDict) -> WorklistItem:
+    """Replace the attributes of item ``pk`` (DICOM JSON, checked as :func:`add_json` does)
+    and keep its state. Kept from the item when ``attrs`` lacks them: Scheduled Procedure
+    Step ID, Requested Procedure ID and Study Instance UID (a modality may already use
+    them); the item's Scheduled Procedure Step Status (0040,0020) is always kept.
+    :class:`AlreadyFinished` when the item's state is final, :class:`NotFound` when there
+    is no such item."""
+    attrs = copy.deepcopy(dict(attrs))
+    attrs.pop(f"{CHARSET:08X}", None)
+    now = iso(utc_now())
+    with write_transaction(engine) as conn:
+        row = conn.execute(sa.select(worklist_table).where(worklist_table.c.pk == pk)
+                           .with_for_update()).mappings().first()
+        if row is None:
+            raise NotFound(pk)
+        old = _item(row)
+        if old.state in FINAL:
+            raise AlreadyFinished(old)
+        for tag in (REQUESTED_PROCEDURE_ID, STUDY_UID):
+            key = f"{tag:08X}"
+            if not _text(attrs, tag) and key in old.attrs:
+                attrs[key] = copy.deepcopy(old.attrs[key])
+        sps = check_item(attrs)
+        old_sps = sps_item(old.attrs)
+        for tag in (SPS_ID, SPS_STATUS):
+            key = f"{tag:08X}"
+            if key in old_sps and (tag == SPS_STATUS or not _text(sps, tag)):
+                sps[key] = copy.deepcopy(old_sps[key])
+            elif tag == SPS_STATUS:
+                sps.pop(key, None)
+        conn.execute(sa.update(worklist_table).where(worklist_table.c.pk == pk)
+                     .values(updated_at=now, **_columns(attrs)))
+    return WorklistItem(pk, old.state, attrs, old.created_at, now)
