@@ -52,3 +52,26 @@ def test_what_is_not_convertible_is_kept_as_written(tmp_path: Path, data: bytes)
     spool = _feed(tmp_path, data, 3)
     assert spool.spooled() is None
     assert spool.path.read_bytes() == data
+
+
+def test_meta_uids_read_directly_equal_pydicoms() -> None:
+    from pacsnode.core.dicom_file import meta_uids
+    from tests.unit.dicomdata import TEST_FILES
+
+    checked = 0
+    for path in sorted(TEST_FILES.glob("*.dcm")):
+        head = path.read_bytes()[:4096]
+        try:
+            meta = pydicom.dcmread(path, stop_before_pixels=True).file_meta
+            expected = (str(meta.MediaStorageSOPClassUID),
+                        str(meta.MediaStorageSOPInstanceUID), str(meta.TransferSyntaxUID))
+        except Exception:
+            continue
+        found = meta_uids(head)
+        if found is not None:
+            assert found == expected, path.name
+            checked += 1
+    assert checked > 50
+    ct = Path(str(get_testdata_file("CT_small.dcm"))).read_bytes()
+    assert meta_uids(ct[:128] + b"DIXM" + ct[132:]) is None  # not Part 10
+    assert meta_uids(ct[:150]) is None  # cut inside the meta group

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -153,6 +153,15 @@ class Archive:
         to remove."""
         expect = Expectation(expect_sop_class, expect_sop_instance, expect_study)
         return self._ingestor.ingest_spooled(spooled, sending_aet=sending_aet, expect=expect)
+
+    def ingest_spooled_many(self, batch: Sequence[Spooled], *, sending_aet: str = "",
+                            expect_study: str | None = None) -> list[IngestResult]:
+        """:meth:`ingest_spooled` for several spooled files answered together (a STOW-RS
+        request): the same checks and durability, with one directory fsync per directory
+        and one index transaction for the batch. One result per file, in order."""
+        expect = Expectation(study_instance_uid=expect_study)
+        return self._ingestor.ingest_spooled_many([(s, expect) for s in batch],
+                                                  sending_aet=sending_aet)
 
     # -- query ----------------------------------------------------------------------------
 

@@ -103,6 +103,44 @@ def _data_offset(fp: BinaryIO) -> int:
     return pos
 
 
+_META_UIDS = (0x00020002, 0x00020003, 0x00020010)
+
+
+def meta_uids(meta: bytes) -> tuple[str, str, str] | None:
+    """(Media Storage SOP Class UID, Media Storage SOP Instance UID, Transfer Syntax UID) of
+    a Part-10 file's beginning ``meta`` (preamble, "DICM", the whole file meta group in
+    explicit VR little endian, PS3.10 7.1), read directly; None when ``meta`` is not laid
+    out that way or lacks one of them (the caller then asks pydicom)."""
+    found: dict[int, str] = {}
+    pos, end = 132, len(meta)
+    if meta[128:132] != b"DICM":
+        return None
+    while pos + 8 <= end:
+        group, element = struct.unpack_from("<HH", meta, pos)
+        if group != 0x0002:
+            break
+        vr = meta[pos + 4:pos + 6]
+        if vr in _LONG_VRS:
+            if pos + 12 > end:
+                return None
+            length = struct.unpack_from("<I", meta, pos + 8)[0]
+            start = pos + 12
+        elif vr.isalpha() and vr.isupper():
+            length = struct.unpack_from("<H", meta, pos + 6)[0]
+            start = pos + 8
+        else:
+            return None
+        tag = group << 16 | element
+        if tag in _META_UIDS:
+            if vr != b"UI" or start + length > end:
+                return None
+            found[tag] = meta[start:start + length].decode("ascii", "replace").strip("\x00 ")
+        pos = start + length
+    if len(found) != len(_META_UIDS) or not all(found.values()):
+        return None
+    return found[0x00020002], found[0x00020003], found[0x00020010]
+
+
 def read_header(fp: BinaryIO) -> ParsedHeader:
     """Parse the header of the DICOM file in ``fp`` (seekable), stopping before pixel data,
     and check that the pixel data that follows is complete (a truncated file is refused)."""

@@ -24,7 +24,8 @@ import hashlib
 import logging
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -65,6 +66,22 @@ class Spooled:
     digest: str
     data_offset: int
     size: int
+
+
+@dataclass
+class _Pending:
+    """A checked data set in a temporary file, on its way into the store and the index."""
+
+    temp: Path
+    record: records.InstanceRecord
+    ids: dict[str, Any]
+    digest: str
+    size: int
+    offset: int
+    sending_aet: str
+    key: str = ""
+    file_row: dict[str, Any] = field(default_factory=dict)
+    created: bool = False
 
 
 def storage_key(study_uid: str, sop_uid: str, digest: str) -> str:
@@ -132,7 +149,8 @@ class Ingestor:
             return IngestResult(Outcome.REJECTED, reason=RejectReason.OUT_OF_RESOURCES,
                                 detail=f"cannot write the file: {exc}", **ids)
         try:
-            return self._place_safely(temp, record, ids, digest, size, offset, sending_aet)
+            return self._place_safely([_Pending(temp, record, ids, digest, size, offset,
+                                                sending_aet)])[0]
         finally:
             self.store.discard_temp(temp)
 
@@ -150,8 +168,38 @@ class Ingestor:
             return IngestResult(Outcome.REJECTED, reason=RejectReason.CANNOT_UNDERSTAND,
                                 detail="the spooled file's meta information is not "
                                        "pacsnode's", **ids)
-        return self._place_safely(spooled.path, record, ids, spooled.digest, spooled.size,
-                                  spooled.data_offset, sending_aet)
+        return self._place_safely([_Pending(spooled.path, record, ids, spooled.digest,
+                                            spooled.size, spooled.data_offset,
+                                            sending_aet)])[0]
+
+    def ingest_spooled_many(self, batch: Sequence[tuple[Spooled, Expectation]], *,
+                            sending_aet: str = "") -> list[IngestResult]:
+        """Ingest several spooled files as :meth:`ingest_spooled` does each, with one
+        directory fsync per directory and one index transaction for the batch (the
+        results come once all are durable and indexed, or all failed). For a request
+        answered as a whole, such as a STOW-RS upload."""
+        results: list[IngestResult | None] = []
+        pending: list[tuple[int, _Pending]] = []
+        for spooled, expect in batch:
+            with open(spooled.path, "rb") as fp:
+                inspected = self._inspect(fp, expect)
+            if isinstance(inspected, IngestResult):
+                results.append(inspected)
+                continue
+            header, record, ids = inspected
+            if header.data_offset != spooled.data_offset:
+                results.append(IngestResult(
+                    Outcome.REJECTED, reason=RejectReason.CANNOT_UNDERSTAND,
+                    detail="the spooled file's meta information is not pacsnode's", **ids))
+                continue
+            pending.append((len(results), _Pending(
+                spooled.path, record, ids, spooled.digest, spooled.size,
+                spooled.data_offset, sending_aet)))
+            results.append(None)
+        for (index, _), result in zip(pending, self._place_safely([p for _, p in pending]),
+                                      strict=True):
+            results[index] = result
+        return [r for r in results if r is not None]
 
     def _inspect(self, fp: BinaryIO, expect: Expectation
                  ) -> IngestResult | tuple[dicom_file.ParsedHeader, records.InstanceRecord,
@@ -179,14 +227,18 @@ class Ingestor:
                                 detail=f"cannot index the data set: {exc}", **ids)
         return header, record, ids
 
-    def _place_safely(self, temp: Path, record: records.InstanceRecord, ids: dict[str, Any],
-                      digest: str, size: int, offset: int, sending_aet: str) -> IngestResult:
+    def _place_safely(self, batch: list[_Pending]) -> list[IngestResult]:
+        if not batch:
+            return []
         try:
-            return self._place(temp, record, ids, digest, size, offset, sending_aet)
+            return self._place(batch)
         except (StorageError, OSError, sqlalchemy.exc.SQLAlchemyError) as exc:
-            log.error("ingest of %s failed: %s", ids["sop_instance_uid"], exc)
-            return IngestResult(Outcome.REJECTED, reason=RejectReason.OUT_OF_RESOURCES,
-                                detail=f"storage or index unavailable: {exc}", **ids)
+            log.error("ingest of %s failed: %s",
+                      ", ".join(p.ids["sop_instance_uid"] for p in batch[:3])
+                      + (f" and {len(batch) - 3} more" if len(batch) > 3 else ""), exc)
+            return [IngestResult(Outcome.REJECTED, reason=RejectReason.OUT_OF_RESOURCES,
+                                 detail=f"storage or index unavailable: {exc}", **p.ids)
+                    for p in batch]
 
     def _write_temp(self, fp: BinaryIO, data_offset: int,
                     file_header: bytes) -> tuple[Path, str, int, int]:
@@ -208,60 +260,80 @@ class Ingestor:
             raise
         return temp, h.hexdigest(), size, offset
 
-    def _place(self, temp: Path, record: records.InstanceRecord, ids: dict[str, Any],
-               digest: str, size: int, offset: int, sending_aet: str) -> IngestResult:
-        sop_uid = ids["sop_instance_uid"]
-        key = storage_key(ids["study_instance_uid"], sop_uid, digest)
-        file_row = {"transfer_syntax_uid": ids["transfer_syntax"], "storage_key": key,
-                    "file_size": size, "data_offset": offset, "digest": digest,
-                    "source_aet": sending_aet[:16]}
-        # The file is made durable before the index lock is taken, so fsync latency never
+    def _place(self, batch: list[_Pending]) -> list[IngestResult]:
+        """Steps 3 to 5 of the module documentation for ``batch``: its files made durable
+        and linked (one fsync per directory), then one index transaction, then the files
+        not needed removed."""
+        for p in batch:
+            p.key = storage_key(p.ids["study_instance_uid"], p.ids["sop_instance_uid"],
+                                p.digest)
+            p.file_row = {"transfer_syntax_uid": p.ids["transfer_syntax"],
+                          "storage_key": p.key, "file_size": p.size,
+                          "data_offset": p.offset, "digest": p.digest,
+                          "source_aet": p.sending_aet[:16]}
+        # The files are made durable before the index lock is taken, so fsync latency never
         # holds up other writers; a file that turns out not to be needed is removed after.
-        created = self.store.place(temp, key)
-        if not created:  # the key's file has this data set, maybe behind other file meta
-            existing_size = self.store.size(key)  # (another AE title, version): index it as is
-            file_row.update(file_size=existing_size,
-                            data_offset=existing_size - (size - offset))
+        for p, created in zip(batch, self.store.place_many([(p.temp, p.key) for p in batch]),
+                              strict=True):
+            p.created = created
+            if not created:  # the key's file has this data set, maybe behind other file
+                existing_size = self.store.size(p.key)  # meta (AE title): index it as is
+                p.file_row.update(file_size=existing_size,
+                                  data_offset=existing_size - (p.size - p.offset))
         for _attempt in range(3):
+            decisions: list[tuple[Outcome, dict[str, Any] | None]] = []
             try:
                 with write_transaction(self.engine) as conn:
-                    existing = writer.find_instance(conn, sop_uid)
-                    outcome = self._decide(existing, digest)
-                    if outcome in (Outcome.STORED, Outcome.REPLACED):
-                        if existing is not None:
-                            writer.remove_instances(conn, [existing])
-                        writer.add_instance(conn, record, file_row, time.time())
+                    for p in batch:
+                        existing = writer.find_instance(conn, p.ids["sop_instance_uid"])
+                        outcome = self._decide(existing, p.digest)
+                        if outcome in (Outcome.STORED, Outcome.REPLACED):
+                            if existing is not None:
+                                writer.remove_instances(conn, [existing])
+                            writer.add_instance(conn, p.record, p.file_row, time.time())
+                        decisions.append((outcome, existing))
             except sqlalchemy.exc.IntegrityError:
-                continue  # another writer indexed this SOP Instance UID meanwhile: decide again
+                continue  # another writer indexed one of these UIDs meanwhile: decide again
             except BaseException:
-                if created and not self._indexed(key):
-                    self.store.delete(key)
+                self._forget_unindexed(batch)
                 raise
-            if outcome is Outcome.REPLACED:
-                assert existing is not None
-                self.store.delete(existing["storage_key"])
-            elif outcome is Outcome.ALREADY_PRESENT:
-                assert existing is not None
-                if created and existing["storage_key"] != key:
-                    self.store.delete(key)
-                elif created:
-                    # Either the indexed file was gone and these bytes put it back, or a
-                    # concurrent writer indexed the same bytes first: the file stays.
-                    log.debug("file of %s placed by this writer, indexed by another", sop_uid)
-            elif outcome is not Outcome.STORED and created:
-                self.store.delete(key)
-            if outcome is Outcome.KEPT_EXISTING:
-                return IngestResult(outcome, **ids,
-                                    detail="a different instance with this UID is kept")
-            if outcome is Outcome.REJECTED:
-                return IngestResult(outcome, reason=RejectReason.DUPLICATE_REJECTED,
-                                    detail="an instance with this SOP Instance UID exists "
-                                           "with different content", **ids)
-            return IngestResult(outcome, **ids)
-        if created and not self._indexed(key):
-            self.store.delete(key)
-        return IngestResult(Outcome.REJECTED, reason=RejectReason.OUT_OF_RESOURCES,
-                            detail="the instance kept changing under concurrent writers", **ids)
+            return [self._settle(p, outcome, existing)
+                    for p, (outcome, existing) in zip(batch, decisions, strict=True)]
+        self._forget_unindexed(batch)
+        return [IngestResult(Outcome.REJECTED, reason=RejectReason.OUT_OF_RESOURCES,
+                             detail="the instance kept changing under concurrent writers",
+                             **p.ids) for p in batch]
+
+    def _forget_unindexed(self, batch: list[_Pending]) -> None:
+        for p in batch:
+            if p.created and not self._indexed(p.key):
+                self.store.delete(p.key)
+
+    def _settle(self, p: _Pending, outcome: Outcome,
+                existing: dict[str, Any] | None) -> IngestResult:
+        """Step 5: remove the file the committed outcome no longer needs; the result."""
+        if outcome is Outcome.REPLACED:
+            assert existing is not None
+            self.store.delete(existing["storage_key"])
+        elif outcome is Outcome.ALREADY_PRESENT:
+            assert existing is not None
+            if p.created and existing["storage_key"] != p.key:
+                self.store.delete(p.key)
+            elif p.created:
+                # Either the indexed file was gone and these bytes put it back, or a
+                # concurrent writer indexed the same bytes first: the file stays.
+                log.debug("file of %s placed by this writer, indexed by another",
+                          p.ids["sop_instance_uid"])
+        elif outcome is not Outcome.STORED and p.created:
+            self.store.delete(p.key)
+        if outcome is Outcome.KEPT_EXISTING:
+            return IngestResult(outcome, **p.ids,
+                                detail="a different instance with this UID is kept")
+        if outcome is Outcome.REJECTED:
+            return IngestResult(outcome, reason=RejectReason.DUPLICATE_REJECTED,
+                                detail="an instance with this SOP Instance UID exists "
+                                       "with different content", **p.ids)
+        return IngestResult(outcome, **p.ids)
 
     def _indexed(self, key: str) -> bool:
         """Whether an instance row refers to the file ``key`` (a concurrent writer may have

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pydicom
 
-from pacsnode.core.dicom_file import file_header
+from pacsnode.core.dicom_file import file_header, meta_uids
 from pacsnode.core.ingest import Spooled
 
 _GROUP_LENGTH = b"\x02\x00\x00\x00UL\x04\x00"  # (0002,0000) UL, explicit VR little endian
@@ -140,13 +140,15 @@ class Part10Spool:
                 self._fallback()
             return
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                meta = pydicom.dcmread(io.BytesIO(bytes(head[:end]))).file_meta
-            header = file_header(sop_class_uid=str(meta.MediaStorageSOPClassUID),
-                                 sop_instance_uid=str(meta.MediaStorageSOPInstanceUID),
-                                 transfer_syntax=str(meta.TransferSyntaxUID),
-                                 source_aet=self._source_aet,
+            uids = meta_uids(bytes(head[:end]))
+            if uids is None:  # not laid out as PS3.10 says: let pydicom try
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    meta = pydicom.dcmread(io.BytesIO(bytes(head[:end]))).file_meta
+                uids = (str(meta.MediaStorageSOPClassUID),
+                        str(meta.MediaStorageSOPInstanceUID), str(meta.TransferSyntaxUID))
+            header = file_header(sop_class_uid=uids[0], sop_instance_uid=uids[1],
+                                 transfer_syntax=uids[2], source_aet=self._source_aet,
                                  sending_aet=self._sending_aet)
         except Exception:  # pydicom raises many kinds on malformed meta information
             self._fallback()

@@ -9,7 +9,7 @@ durable and gives it its key atomically, ``discard_temp()`` removes the temporar
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -27,6 +27,9 @@ class BlobStore(Protocol):
     def place(self, temp: Path, key: str) -> bool:
         """Make ``temp`` durable and atomically give it the name ``key``; False if ``key``
         already exists (keys embed the content digest: the same bytes are there)."""
+
+    def place_many(self, items: Sequence[tuple[Path, str]]) -> list[bool]:
+        """:meth:`place` for several (temp, key) pairs at once, all or nothing."""
 
     def discard_temp(self, temp: Path) -> None:
         """Remove a temporary file that will not be committed."""

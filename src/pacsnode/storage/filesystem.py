@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -19,6 +21,32 @@ from pacsnode.storage.base import StorageError
 
 BLOB_SUFFIX = ".dcm"
 TEMP_DIR_NAME = "tmp"
+
+
+_FSYNC_THREADS = 8
+_fsync_pool: ThreadPoolExecutor | None = None
+_fsync_pool_lock = threading.Lock()
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_files(paths: Sequence[Path]) -> None:
+    """fsync every file; several at once on a small shared pool of threads."""
+    global _fsync_pool
+    if len(paths) == 1:
+        _fsync_path(paths[0])
+        return
+    with _fsync_pool_lock:
+        if _fsync_pool is None:
+            _fsync_pool = ThreadPoolExecutor(_FSYNC_THREADS, thread_name_prefix="pacsnode-fsync")
+    for future in [_fsync_pool.submit(_fsync_path, p) for p in paths]:
+        future.result()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -67,24 +95,41 @@ class FileSystemStore:
         """Make ``temp`` durable and give it the name ``key`` (a hard link, so ``temp`` stays
         until discarded). Returns False when ``key`` already exists: keys embed the content
         digest, so an existing file holds the same bytes and is left untouched."""
-        target = self.path_of(key)
+        return self.place_many([(temp, key)])[0]
+
+    def place_many(self, items: Sequence[tuple[Path, str]]) -> list[bool]:
+        """:meth:`place` for several files: each is fsynced (concurrently, so the
+        filesystem can commit them together), linked to its key, then each directory that
+        got a new name is fsynced once. All or nothing: on an error the names given here
+        are removed again and :class:`StorageError` is raised."""
+        targets = [(temp, self.path_of(key), key) for temp, key in items]
+        linked: list[Path] = []
         try:
             if self.fsync:
-                fd = os.open(temp, os.O_RDONLY)
+                _fsync_files([temp for temp, _, _ in targets])
+            created: list[bool] = []
+            directories: dict[Path, None] = {}
+            for temp, target, _key in targets:
+                self._make_dirs(target.parent)
                 try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            self._make_dirs(target.parent)
-            try:
-                os.link(temp, target)
-            except FileExistsError:
-                return False
+                    os.link(temp, target)
+                except FileExistsError:
+                    created.append(False)
+                    continue
+                linked.append(target)
+                created.append(True)
+                directories.setdefault(target.parent)
             if self.fsync:
-                _fsync_dir(target.parent)
-            return True
+                for directory in directories:
+                    _fsync_dir(directory)
+            return created
         except OSError as exc:
-            raise StorageError(exc.errno, f"cannot store blob {key}: {exc.strerror}") from exc
+            for target in linked:
+                with contextlib.suppress(OSError):
+                    target.unlink()
+            keys = ", ".join(key for _, _, key in targets[:3])
+            raise StorageError(exc.errno, f"cannot store blob(s) {keys}: {exc.strerror}"
+                               ) from exc
 
     def discard_temp(self, temp: Path) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -5,8 +5,11 @@
   written as it arrives, already in pacsnode's file layout and hashed
   (:class:`pacsnode.core.spool_file.Part10Spool`), so memory stays bounded whatever the
   upload's size and nothing is copied; then it is stored through the same ingest as
-  C-STORE (:meth:`Archive.ingest_spooled`: fsync, link into place, index — success means
-  durable). Reading the next part overlaps with storing the current one.
+  C-STORE (fsync, link into place, index — success means durable), in batches: the parts
+  that have arrived are stored together (:meth:`Archive.ingest_spooled_many`: one index
+  transaction and one directory fsync for the batch, up to 32 parts) while the next ones
+  are read. The response comes once every part is stored, so batching changes nothing of
+  what a success means.
 * An instance of another study than the URL's is refused (10.5.1.2.2?): FailureReason
   A900H. A part that is not ``application/dicom``, or not a DICOM data set: C000H. The
   other failure reasons follow the C-STORE statuses (PS3.4 B.2.3): A700H out of resources,
@@ -22,6 +25,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -32,6 +36,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from pacsnode.core.archive import Archive
+from pacsnode.core.ingest import Spooled
 from pacsnode.core.results import IngestResult, RejectReason
 from pacsnode.core.spool_file import Part10Spool
 from pacsnode.web import multipart, urls
@@ -39,7 +44,8 @@ from pacsnode.web.media import DICOM, DICOM_JSON, MULTIPART_RELATED
 from pacsnode.web.problems import Problem
 
 log = logging.getLogger("pacsnode.web")
-PIPELINE_DEPTH = 2  # parts read ahead of the one being stored
+BATCH_PARTS = 32  # parts stored with one index transaction, at most
+PIPELINE_DEPTH = BATCH_PARTS  # parts read (to disk) ahead of those being stored
 router = APIRouter()
 
 # PS3.18 10.5.3 Failure Reason values (PS3.4 B.2.3 C-STORE statuses)
@@ -145,15 +151,21 @@ async def store(request: Request, study: str | None) -> JSONResponse:
                 malformed.append(exc)
 
     async def store_all() -> None:
+        batch: list[multipart.Part] = []
         async with receive:
             try:
                 async for part in receive:
-                    try:
-                        await _store_part(archive, part, spools.pop(part.path, None), study,
-                                          outcomes, peer)
-                    finally:
-                        archive.store.discard_temp(part.path)
+                    batch.append(part)
+                    # Group commit: store what has arrived when the batch is full or no
+                    # further part is waiting (a slow upload is stored part by part).
+                    if len(batch) >= BATCH_PARTS or \
+                            receive.statistics().current_buffer_used == 0:
+                        await _store_batch(archive, batch, spools, study, outcomes, peer)
+                        batch = []
             finally:  # cancelled (client gone): the parts read but not stored
+                for part in batch:
+                    spools.pop(part.path, None)
+                    archive.store.discard_temp(part.path)
                 while True:
                     try:
                         path = receive.receive_nowait().path
@@ -175,29 +187,49 @@ async def store(request: Request, study: str | None) -> JSONResponse:
     return JSONResponse(outcomes.body(), status_code=outcomes.status, media_type=DICOM_JSON)
 
 
-async def _store_part(archive: Archive, part: multipart.Part, spool: Part10Spool | None,
-                      study: str | None, outcomes: Outcomes, peer: str) -> None:
-    media_type = (part.content_type or DICOM).split(";")[0].strip().lower()
-    if media_type != DICOM:
-        log.warning("STOW-RS from %s: part of type %s refused: not %s", peer, media_type,
-                    DICOM)
-        outcomes.refused(CANNOT_UNDERSTAND)
-        return
-    spooled = spool.spooled() if spool is not None else None
-    if spooled is not None:
-        result = await anyio.to_thread.run_sync(
-            lambda: archive.ingest_spooled(spooled, expect_study=study))
-    else:  # not a Part-10 file with group length: the copying ingest decides
-        result = await anyio.to_thread.run_sync(
-            lambda: archive.ingest(part.path, expect_study=study))
-    if result.ok:
-        outcomes.stored(result)
-        return
-    reason = FAILURE_REASONS.get(result.reason or RejectReason.CANNOT_UNDERSTAND,
-                                 CANNOT_UNDERSTAND)
-    log.warning("STOW-RS from %s: instance %s refused (0x%04X): %s", peer,
-                result.sop_instance_uid or "?", reason, result.detail)
-    outcomes.refused(reason, result.sop_class_uid, result.sop_instance_uid)
+async def _store_batch(archive: Archive, batch: list[multipart.Part],
+                       spools: dict[Path, Part10Spool], study: str | None,
+                       outcomes: Outcomes, peer: str) -> None:
+    """Store the parts of ``batch`` — those spooled in pacsnode's layout together
+    (:meth:`Archive.ingest_spooled_many`: one index transaction), the others one by one —
+    and record their outcomes in the parts' order. Their temporary files are removed."""
+    results: list[IngestResult | None] = []
+    together: list[tuple[int, Spooled]] = []
+    try:
+        for part in batch:
+            spool = spools.pop(part.path, None)
+            media_type = (part.content_type or DICOM).split(";")[0].strip().lower()
+            if media_type != DICOM:
+                log.warning("STOW-RS from %s: part of type %s refused: not %s", peer,
+                            media_type, DICOM)
+                results.append(None)
+                continue
+            spooled = spool.spooled() if spool is not None else None
+            if spooled is not None:
+                together.append((len(results), spooled))
+                results.append(None)
+            else:  # not a Part-10 file with group length: the copying ingest decides
+                results.append(await anyio.to_thread.run_sync(
+                    functools.partial(archive.ingest, part.path, expect_study=study)))
+        if together:
+            stored = await anyio.to_thread.run_sync(lambda: archive.ingest_spooled_many(
+                [s for _, s in together], expect_study=study))
+            for (index, _), done in zip(together, stored, strict=True):
+                results[index] = done
+    finally:
+        for part in batch:
+            archive.store.discard_temp(part.path)
+    for result in results:
+        if result is None:  # not application/dicom
+            outcomes.refused(CANNOT_UNDERSTAND)
+        elif result.ok:
+            outcomes.stored(result)
+        else:
+            reason = FAILURE_REASONS.get(result.reason or RejectReason.CANNOT_UNDERSTAND,
+                                         CANNOT_UNDERSTAND)
+            log.warning("STOW-RS from %s: instance %s refused (0x%04X): %s", peer,
+                        result.sop_instance_uid or "?", reason, result.detail)
+            outcomes.refused(reason, result.sop_class_uid, result.sop_instance_uid)
 
 
 @router.post("/studies", summary="Store instances (PS3.18 10.5)")
