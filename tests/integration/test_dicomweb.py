@@ -232,8 +232,8 @@ def test_qido_http_details(web: Web) -> None:
         assert r.status_code == 400, params
         assert r.headers["content-type"] == "application/problem+json"
         assert r.json()["detail"]
-    r = web.http.get("/studies", headers={"Accept": "application/dicom+xml"})
-    assert r.status_code == 406
+    r = web.http.get("/studies", headers={"Accept": "text/html"})
+    assert r.status_code == 406  # application/dicom+xml: test_dicomweb_xml_rendered.py
 
 
 # -- WADO-RS -------------------------------------------------------------------------------

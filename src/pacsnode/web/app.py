@@ -27,6 +27,7 @@ from pacsnode.web import (
     problems,
     qido,
     rendered,
+    rendered_study,
     stow,
     wado,
     wado_uri,
@@ -68,6 +69,7 @@ def create_app(archive: Archive, settings: Settings, jobs: JobRunner | None = No
     app.include_router(stow.router, prefix=DICOMWEB_ROOT, tags=["STOW-RS"])
     app.include_router(frames.router, prefix=DICOMWEB_ROOT, tags=["WADO-RS"])
     app.include_router(rendered.router, prefix=DICOMWEB_ROOT, tags=["WADO-RS"])
+    app.include_router(rendered_study.router, prefix=DICOMWEB_ROOT, tags=["WADO-RS"])
     app.include_router(wado_uri.router, tags=["WADO-URI"])
     app.include_router(api_resources.router)
     app.include_router(api_peers.router)

@@ -11,6 +11,7 @@ from pacsnode.web.problems import Problem
 
 DICOM = "application/dicom"
 DICOM_JSON = "application/dicom+json"
+DICOM_XML = "application/dicom+xml"
 OCTET_STREAM = "application/octet-stream"
 MULTIPART_RELATED = "multipart/related"
 
@@ -109,3 +110,28 @@ def accept_json(request: Request) -> None:
         if media.matches(DICOM_JSON) or media.type == "application/json":
             return
     raise not_acceptable(request, DICOM_JSON)
+
+
+def dicom_model_for(accept: str | None) -> str | None:
+    """The representation of a QIDO-RS answer or WADO-RS metadata for an Accept header:
+    :data:`DICOM_JSON` (also for ``application/json``, ``application/*``, ``*/*`` and no
+    header: the default) or :data:`DICOM_XML` (``multipart/related;
+    type="application/dicom+xml"``, PS3.18 10.6.3 and 10.4.1.1.2, or the bare
+    ``application/dicom+xml``, answered as that multipart), whichever media range comes
+    first by quality value (PS3.18 8.7); None when neither is acceptable."""
+    for media in parse_accept(accept):
+        if media.matches(DICOM_JSON) or media.type == "application/json":
+            return DICOM_JSON
+        if media.type == DICOM_XML or (media.type == MULTIPART_RELATED and
+                                       media.params.get("type", "").lower() == DICOM_XML):
+            return DICOM_XML
+    return None
+
+
+def accept_dicom_model(request: Request) -> str:
+    """:func:`dicom_model_for` the request's Accept header; 406 when neither is acceptable."""
+    chosen = dicom_model_for(request.headers.get("accept"))
+    if chosen is None:
+        raise not_acceptable(request, f'{DICOM_JSON} or {MULTIPART_RELATED}; '
+                             f'type="{DICOM_XML}"')
+    return chosen

@@ -14,7 +14,9 @@ the same matching as C-FIND (:mod:`pacsnode.index.matching`, :mod:`pacsnode.inde
   study or series (10.6.3.3) — plus the match keys and the included fields, and its
   Retrieve URL. A key of a level below the query level cannot be matched: it is ignored,
   and a ``Warning: 299`` header names it.
-* ``application/dicom+json`` (``application/json`` accepted too); no match: 204 No Content
+* ``application/dicom+json`` (``application/json`` accepted too), or ``multipart/related;
+  type="application/dicom+xml"`` with one Native DICOM Model document per result (10.6.3,
+  PS3.19 A.1; :mod:`pacsnode.web.dicom_xml`), by the Accept header; no match: 204 No Content
   (8.3.4.4.1; CP-2473 proposes 200 with an empty array).
 """
 
@@ -33,8 +35,8 @@ from pacsnode.index import matching
 from pacsnode.index.levels import Level
 from pacsnode.index.matching import Condition
 from pacsnode.index.search import Match, Results
-from pacsnode.web import urls
-from pacsnode.web.media import DICOM_JSON, accept_json
+from pacsnode.web import dicom_xml, multipart, urls
+from pacsnode.web.media import DICOM_JSON, DICOM_XML, accept_dicom_model
 from pacsnode.web.problems import Problem
 
 router = APIRouter()
@@ -192,10 +194,20 @@ def _stream(first: Match, results: Results, wanted: tuple[int, ...], query: Quer
         results.close()
 
 
+def _results(first: Match, results: Results, wanted: tuple[int, ...], query: Query,
+             root: str) -> Iterator[dict[str, Any]]:
+    try:
+        yield _result(first, wanted, query, root)
+        for match in results:
+            yield _result(match, wanted, query, root)
+    finally:
+        results.close()
+
+
 def search(request: Request, level: Level, fixed: Mapping[int, str],
            wanted: tuple[int, ...]) -> Response:
     """Run one QIDO-RS search (the resource's own UIDs in ``fixed``)."""
-    accept_json(request)
+    model = accept_dicom_model(request)
     query = Query(list(request.query_params.multi_items()))
     for tag, uid in fixed.items():
         query.keys[tag] = matching.parse("UI", uid)
@@ -215,6 +227,11 @@ def search(request: Request, level: Level, fixed: Mapping[int, str],
     if first is None:
         results.close()
         return Response(status_code=204, headers=headers)
+    if model == DICOM_XML:  # PS3.18 10.6.3: one XML part per result
+        boundary = multipart.new_boundary()
+        body = _results(first, results, wanted, query, urls.dicomweb(request))
+        return StreamingResponse(dicom_xml.multipart_body(body, boundary), headers=headers,
+                                 media_type=multipart.content_type(boundary, DICOM_XML))
     return StreamingResponse(_stream(first, results, wanted, query, urls.dicomweb(request)),
                              media_type=DICOM_JSON, headers=headers)
 

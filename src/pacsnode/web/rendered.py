@@ -6,12 +6,16 @@ of 8.3.5.1: ``window``, ``viewport``, ``quality``): consumer images made by
   (a multi-frame instance as an animated GIF); another: 406. A bad parameter value: 400.
 * A rendered instance is its first frame (or every frame, for GIF); a rendered frame list
   takes one frame, or several only as GIF.
-* Thumbnails: an instance's middle frame; a series' middle instance by Instance Number; a
-  study's first series.
+* Thumbnails (PS3.18 10.4.1.1.4, 10.4.3.3.4: one representative image of the origin
+  server's choice): an instance's middle frame; a series' middle image instance by Instance
+  Number; a study's first series that has image instances. Instances without pixel data
+  (known from the index) are passed over; a series or study with none: 406.
+* Rendered studies and series: :mod:`pacsnode.web.rendered_study`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pydicom
@@ -30,6 +34,12 @@ router = APIRouter()
 
 STUDY_UID, SERIES_UID, INSTANCE_NUMBER = 0x0020000D, 0x0020000E, 0x00200013
 THUMBNAIL_SIZE = 128
+PIXEL_DATA_KEYS = ("7FE00010", "7FE00008", "7FE00009")  # Pixel Data, Float, Double Float
+
+
+def has_pixel_data(attrs: Mapping[str, Any]) -> bool:
+    """Whether an instance's index JSON has pixel data (kept as a BulkDataURI)."""
+    return any(key in attrs for key in PIXEL_DATA_KEYS)
 
 
 def _media_type(request: Request) -> str:
@@ -108,17 +118,23 @@ def _middle_instance(archive: Archive, study: str, series: str | None) -> tuple[
         keys[SERIES_UID] = matching.parse("UI", series)
     results = archive.search(Level.IMAGE, keys)
     found: dict[str, list[tuple[int, str]]] = {}
+    seen = 0
     try:
         for match in results:
+            seen += 1
+            if not has_pixel_data(match.attrs):
+                continue  # SR, KO, PR…: no image to show
             series_uid = str((match.attrs.get(f"{SERIES_UID:08X}") or {}).get("Value",
                                                                                [""])[0])
             found.setdefault(series_uid, []).append(
                 (_number(match.attrs), str(match.file["sop_instance_uid"])))
     finally:
         results.close()
-    if not found:
-        what = f"series {series} of study {study}" if series else f"study {study}"
+    what = f"series {series} of study {study}" if series else f"study {study}"
+    if not seen:
         raise Problem(404, f"no {what} in this archive")
+    if not found:
+        raise Problem(406, f"no instance of {what} has pixel data: no thumbnail")
     first = next(iter(found))
     instances = sorted(found[first])
     return first, instances[len(instances) // 2][1]

@@ -11,16 +11,21 @@ index.
   instance asked for: 406. The Accept header's media ranges are tried in order of quality.
 * **Metadata** (10.4.1.1.2): one DICOM JSON object per instance, the patient, study,
   series and instance attributes the index keeps (private ones included), bulk data as
-  ``BulkDataURI`` pointing at the instance's bulkdata resource; no file is read.
+  ``BulkDataURI`` pointing at the instance's bulkdata resource; no file is read. Or, by the
+  Accept header, ``multipart/related; type="application/dicom+xml"``: the same attributes
+  as one Native DICOM Model document per instance (PS3.18 8.7.3, PS3.19 A.1;
+  :mod:`pacsnode.web.dicom_xml`), bulk data as ``<BulkData uri="…"/>``.
 * Unknown study, series or instance: 404.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
@@ -32,13 +37,14 @@ from pacsnode.index import matching
 from pacsnode.index.levels import Level
 from pacsnode.index.metadata import MetadataRow
 from pacsnode.index.search import Match, Results
-from pacsnode.web import multipart, urls
+from pacsnode.web import dicom_xml, multipart, urls
 from pacsnode.web.media import (
     DICOM,
     DICOM_JSON,
+    DICOM_XML,
     EXPLICIT_VR_LE,
     MULTIPART_RELATED,
-    accept_json,
+    accept_dicom_model,
     not_acceptable,
     parse_accept,
 )
@@ -214,15 +220,32 @@ def _metadata_body(first: MetadataRow, rows: Iterator[MetadataRow], root: str
     yield "".join(chunk).encode()
 
 
+def _metadata_objects(first: MetadataRow, rows: Iterator[MetadataRow], root: str
+                      ) -> Iterator[dict[str, Any]]:
+    try:
+        yield json.loads(metadata_json(first, root))
+        for row in rows:
+            yield json.loads(metadata_json(row, root))
+    finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
+
+
 def metadata(request: Request, study: str, series: str | None = None,
              instance: str | None = None) -> Response:
     """Metadata of the instances asked for (PS3.18 10.4.1.1.2), from the index."""
-    accept_json(request)
+    model = accept_dicom_model(request)
     archive: Archive = request.app.state.archive
     rows = archive.metadata(study, series, instance)
     first = next(rows, None)
     if first is None:
         raise Problem(404, f"no {_what(study, series, instance)} in this archive")
+    if model == DICOM_XML:  # PS3.18 8.7.3: one XML part per instance
+        boundary = multipart.new_boundary()
+        objects = _metadata_objects(first, rows, urls.dicomweb(request))
+        return StreamingResponse(dicom_xml.multipart_body(objects, boundary),
+                                 media_type=multipart.content_type(boundary, DICOM_XML))
     return StreamingResponse(_metadata_body(first, rows, urls.dicomweb(request)),
                              media_type=DICOM_JSON)
 
