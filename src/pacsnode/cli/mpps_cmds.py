@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from pacsnode.cli.options import common_options, settings_from
+from pacsnode.cli.tables import echo_table
 from pacsnode.core import mpps
 from pacsnode.core.archive import Archive
 
@@ -47,13 +48,7 @@ def list_(config_file: Path | None, status: str | None, study: str | None, limit
     if not rows:
         click.echo("no performed procedure steps")
         return
-    table = [[title for _, title in COLUMNS]]
-    table += [[str(row[key] if row[key] is not None else "") for key, _ in COLUMNS]
-              for row in rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
-    for r in table:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True))
-                   .rstrip())
+    echo_table(rows, COLUMNS)
 
 
 @mpps_group.command("show")

@@ -12,6 +12,7 @@ import click
 
 from pacsnode.cli.files import expand
 from pacsnode.cli.options import common_options, settings_from
+from pacsnode.cli.tables import echo_table
 from pacsnode.core import worklist
 from pacsnode.core.archive import Archive
 
@@ -111,12 +112,7 @@ def list_(config_file: Path | None, show_all: bool, as_json: bool, **cli: Any) -
         click.echo("the worklist is empty" + ("" if show_all else
                                               " (--all shows finished items too)"))
         return
-    table = [[title for _, title in COLUMNS]]
-    table += [[str(row[key] or "") for key, _ in COLUMNS] for row in rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
-    for r in table:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True))
-                   .rstrip())
+    echo_table(rows, COLUMNS)
 
 
 @worklist_group.command("cancel")

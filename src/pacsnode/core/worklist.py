@@ -457,6 +457,19 @@ def with_sps_status(attrs: Mapping[str, Any], state: State) -> JsonDict:
     return out
 
 
+def _changeable(conn: Connection, pk: int) -> WorklistItem:
+    """Item ``pk``, locked for the transaction's update; :class:`NotFound`, or
+    :class:`AlreadyFinished` when its state is final."""
+    row = conn.execute(sa.select(worklist_table).where(worklist_table.c.pk == pk)
+                       .with_for_update()).mappings().first()
+    if row is None:
+        raise NotFound(pk)
+    found = _item(row)
+    if found.state in FINAL:
+        raise AlreadyFinished(found)
+    return found
+
+
 def set_state(engine: Engine, pk: int, state: State) -> WorklistItem:
     """Change the state of item ``pk`` (and its Scheduled Procedure Step Status);
     :class:`AlreadyFinished` when its state is final, :class:`NotFound` when there is no
@@ -464,13 +477,7 @@ def set_state(engine: Engine, pk: int, state: State) -> WorklistItem:
     now = iso(utc_now())
     state = State(state)
     with write_transaction(engine) as conn:
-        row = conn.execute(sa.select(worklist_table).where(worklist_table.c.pk == pk)
-                           .with_for_update()).mappings().first()
-        if row is None:
-            raise NotFound(pk)
-        found = _item(row)
-        if found.state in FINAL:
-            raise AlreadyFinished(found)
+        found = _changeable(conn, pk)
         attrs = with_sps_status(found.attrs, state)
         conn.execute(sa.update(worklist_table).where(worklist_table.c.pk == pk)
                      .values(state=state.value, updated_at=now,
@@ -534,13 +541,7 @@ def update_json(engine: Engine, pk: int, attrs: JsonDict) -> WorklistItem:
     attrs.pop(f"{CHARSET:08X}", None)
     now = iso(utc_now())
     with write_transaction(engine) as conn:
-        row = conn.execute(sa.select(worklist_table).where(worklist_table.c.pk == pk)
-                           .with_for_update()).mappings().first()
-        if row is None:
-            raise NotFound(pk)
-        old = _item(row)
-        if old.state in FINAL:
-            raise AlreadyFinished(old)
+        old = _changeable(conn, pk)
         for tag in (REQUESTED_PROCEDURE_ID, STUDY_UID):
             key = f"{tag:08X}"
             if not _text(attrs, tag) and key in old.attrs:
