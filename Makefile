@@ -24,12 +24,18 @@ serve: install
 	$(BIN)/pacsnode serve $(ARGS)
 
 # DCMTK's command-line tools are what the integration tests drive pacsnode with; Orthanc is
-# the peer PACS of the query/retrieve tests.
+# the peer PACS of the query/retrieve tests; Chromium (headless) runs the web UI tests.
 test-deps: install
 	@if ! /usr/bin/storescu --version 2>/dev/null | grep -qi dcmtk; then \
 	  echo "installing DCMTK from Debian's packages"; \
 	  $(SUDO) apt-get install -y -q dcmtk >/dev/null 2>&1 || \
 	  { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dcmtk; }; \
+	fi
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "installing Chromium from Debian's packages (the web UI tests drive it)"; \
+	  $(SUDO) apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -q && \
+	    $(SUDO) apt-get install -y -q --no-install-recommends chromium; }; \
 	fi
 	@if [ ! -x /usr/sbin/Orthanc ]; then \
 	  echo "installing Orthanc from Debian's packages"; \

@@ -9,7 +9,7 @@ import swagger_ui_bundle
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from pacsnode import __version__
@@ -29,6 +29,7 @@ from pacsnode.web import (
     rendered,
     rendered_study,
     stow,
+    ui,
     wado,
     wado_uri,
 )
@@ -78,8 +79,5 @@ def create_app(archive: Archive, settings: Settings, jobs: JobRunner | None = No
     app.include_router(api_worklist.router)
     app.include_router(api_mpps.router)
 
-    @app.get("/", include_in_schema=False)
-    def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
-
+    ui.install(app)  # the web UI at "/" (after the API, which keeps its paths)
     return app
