@@ -4,9 +4,13 @@
 ``--items`` scheduled procedure steps spread over ``--days`` days and ``--stations``
 station AE titles; the query is what a modality sends at the start of a day: today's steps
 for its own AE title and modality, with the usual return keys. DCMTK ``findscu -W`` runs
-it ``--repeat`` times (one process and association each); medians in milliseconds.
+it ``--repeat`` times (one process and association each); medians in milliseconds. Also
+measured, to separate the server's work from the client's: the same run for a station with
+no step today (``*_empty_ms``: findscu's process, the association and one empty answer), and
+the query sent ``--repeat`` times over one association (``*_per_query_ms``).
 
     .venv/bin/python bench/worklist.py --items 100000 --out worklist.json
+    .venv/bin/python bench/worklist.py --items 100000 --reuse   # the same items, not reloaded
 """
 
 from __future__ import annotations
@@ -49,9 +53,11 @@ def items(count: int, days: int, stations: int, seed: int) -> list[dict[str, str
     return out
 
 
-def findscu(port: int, aet: str, station: str, modality: str, day: str) -> list[str]:
+def findscu(port: int, aet: str, station: str, modality: str, day: str,
+            repeat: int = 1) -> list[str]:
     sps = "ScheduledProcedureStepSequence[0]"
-    return ["/usr/bin/findscu", "-v", "-W", "-aec", aet, "127.0.0.1", str(port),
+    return ["/usr/bin/findscu", "-v", "-W", "-aec", aet, "--repeat", str(repeat),
+            "127.0.0.1", str(port),
             "-k", f"{sps}.ScheduledStationAETitle={station}",
             "-k", f"{sps}.Modality={modality}",
             "-k", f"{sps}.ScheduledProcedureStepStartDate={day}",
@@ -59,6 +65,19 @@ def findscu(port: int, aet: str, station: str, modality: str, day: str) -> list[
             "-k", f"{sps}.ScheduledProcedureStepDescription",
             "-k", "PatientName", "-k", "PatientID", "-k", "AccessionNumber",
             "-k", "StudyInstanceUID"]
+
+
+def measure_server(results: dict[str, object], name: str, port: int, aet: str,
+                   station: str, modality: str, day: str, repeat: int,
+                   expected: int) -> None:
+    """The three figures of the module documentation for one server."""
+    results[f"{name}_ms"] = measure(findscu(port, aet, station, modality, day), repeat,
+                                    expected)
+    results[f"{name}_empty_ms"] = measure(findscu(port, aet, "NOSUCH", modality, day),
+                                          repeat, 0)
+    many = measure(findscu(port, aet, station, modality, day, repeat), 3, expected * repeat)
+    results[f"{name}_per_query_ms"] = round(
+        (many - float(results[f"{name}_empty_ms"])) / max(1, repeat - 1), 2)
 
 
 def measure(cmd: list[str], repeat: int, expected: int) -> float:
@@ -73,25 +92,8 @@ def measure(cmd: list[str], repeat: int, expected: int) -> float:
     return statistics.median(times)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--items", type=int, default=100_000)
-    ap.add_argument("--days", type=int, default=100)
-    ap.add_argument("--stations", type=int, default=20)
-    ap.add_argument("--repeat", type=int, default=20)
-    ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "wlbench")
-    ap.add_argument("--out", type=Path)
-    args = ap.parse_args()
-    work = args.workdir
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    scheduled = items(args.items, args.days, args.stations, seed=3)
-    today = f"{dt.date.today():%Y%m%d}"
-    station, modality = "ST007", MODALITIES[7 % len(MODALITIES)]  # its modality
-    expected = sum(1 for i in scheduled if i["station_aet"] == station
-                   and i["start"].startswith(today))
-    print(f"{args.items:,} items; today's for {station}: {expected}")
-
+def load(work: Path, scheduled: list[dict[str, str]]) -> None:
+    """The items into pacsnode's index and, as ``.wl`` files, into wlmscpfs's folder."""
     wl_dir = work / "wlm" / "WLM"
     wl_dir.mkdir(parents=True)
     (wl_dir / "lockfile").touch()
@@ -105,20 +107,49 @@ def main() -> int:
     archive.close()
     print(f"loaded in {time.perf_counter() - t0:.0f} s (pacsnode index and .wl files)")
 
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--items", type=int, default=100_000)
+    ap.add_argument("--days", type=int, default=100)
+    ap.add_argument("--stations", type=int, default=20)
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "wlbench")
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep the items a previous run with the same options loaded")
+    args = ap.parse_args()
+    work = args.workdir
+    marker = work / f"loaded-{args.items}-{args.days}-{args.stations}-{dt.date.today()}"
+    reuse = args.reuse and marker.exists()
+    if not reuse:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+    scheduled = items(args.items, args.days, args.stations, seed=3)
+    today = f"{dt.date.today():%Y%m%d}"
+    station, modality = "ST007", MODALITIES[7 % len(MODALITIES)]  # its modality
+    expected = sum(1 for i in scheduled if i["station_aet"] == station
+                   and i["start"].startswith(today))
+    print(f"{args.items:,} items; today's for {station}: {expected}")
+
+    if not reuse:
+        load(work, scheduled)
+        marker.touch()
+
     results = {"items": args.items, "matches": expected}
     port = free_port()
     with process([str(BIN / "pacsnode"), "serve", "--data-dir", str(work / "pacsnode"),
                   "--dicom-port", str(port), "--http-port", str(free_port()),
                   "--log-level", "warning"], work / "pacsnode.log"):
         wait_echo(port, "PACSNODE")
-        results["pacsnode_ms"] = measure(findscu(port, "PACSNODE", station, modality, today),
-                                         args.repeat, expected)
+        measure_server(results, "pacsnode", port, "PACSNODE", station, modality, today,
+                       args.repeat, expected)
     port = free_port()
     with process(["/usr/bin/wlmscpfs", "-dfp", str(work / "wlm"), str(port)],
                  work / "wlmscpfs.log"):
         time.sleep(1)
-        results["wlmscpfs_ms"] = measure(findscu(port, "WLM", station, modality, today),
-                                         args.repeat, expected)
+        measure_server(results, "wlmscpfs", port, "WLM", station, modality, today,
+                       args.repeat, expected)
     print(json.dumps(results, indent=2))
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
