@@ -22,6 +22,7 @@ from pydicom.filewriter import dcmwrite
 
 from pacsnode.config import Settings, normalise_db_url
 from pacsnode.core import consistency
+from pacsnode.core.group_commit import GroupCommitter
 from pacsnode.core.ingest import Expectation, Ingestor, Spooled
 from pacsnode.core.results import DeleteResult, IngestResult, Node, Outcome, RejectReason
 from pacsnode.index import dicom_json, migrate, writer
@@ -84,6 +85,7 @@ class Archive:
         self.store = FileSystemStore(settings.data_dir / "files", fsync=settings.fsync)
         self._ingestor = Ingestor(self.engine, self.store, aet=settings.aet,
                                   duplicate_policy=settings.duplicate_policy)
+        self._group = GroupCommitter(self._ingestor)
 
     @classmethod
     def open(cls, location: str | Path | Settings | None = None, *, db: str | None = None,
@@ -150,9 +152,10 @@ class Archive:
         """Store and index a data set a receiver wrote in pacsnode's file layout into the
         store's temporary directory (:attr:`store` ``.temp_dir``), without copying it
         (:mod:`pacsnode.core.spool_file`). The spooled file itself is left for the caller
-        to remove."""
+        to remove. Threads calling this at the same time share commits
+        (:mod:`pacsnode.core.group_commit`); each gets its own result once it is durable."""
         expect = Expectation(expect_sop_class, expect_sop_instance, expect_study)
-        return self._ingestor.ingest_spooled(spooled, sending_aet=sending_aet, expect=expect)
+        return self._group.ingest_spooled(spooled, sending_aet=sending_aet, expect=expect)
 
     def ingest_spooled_many(self, batch: Sequence[Spooled], *, sending_aet: str = "",
                             expect_study: str | None = None) -> list[IngestResult]:

@@ -84,6 +84,16 @@ class _Pending:
     created: bool = False
 
 
+# PostgreSQL's deadlock_detected and serialization_failure: the transaction may be retried.
+_RETRY_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def _retryable(exc: sqlalchemy.exc.DBAPIError) -> bool:
+    if isinstance(exc, sqlalchemy.exc.IntegrityError):
+        return True
+    return getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES
+
+
 def storage_key(study_uid: str, sop_uid: str, digest: str) -> str:
     """Where an instance's file lives: spread over 65,536 directories by study, one directory
     per study, the digest in the name so a replacement never overwrites what is indexed."""
@@ -173,14 +183,18 @@ class Ingestor:
                                             sending_aet)])[0]
 
     def ingest_spooled_many(self, batch: Sequence[tuple[Spooled, Expectation]], *,
-                            sending_aet: str = "") -> list[IngestResult]:
+                            sending_aet: str = "",
+                            sending_aets: Sequence[str] | None = None) -> list[IngestResult]:
         """Ingest several spooled files as :meth:`ingest_spooled` does each, with one
         directory fsync per directory and one index transaction for the batch (the
         results come once all are durable and indexed, or all failed). For a request
-        answered as a whole, such as a STOW-RS upload."""
+        answered as a whole, such as a STOW-RS upload, or data sets of concurrent
+        associations (:mod:`pacsnode.core.group_commit`). ``sending_aets``: one calling AE
+        title per data set, else ``sending_aet`` for all."""
         results: list[IngestResult | None] = []
         pending: list[tuple[int, _Pending]] = []
-        for spooled, expect in batch:
+        aets = list(sending_aets) if sending_aets is not None else [sending_aet] * len(batch)
+        for (spooled, expect), aet in zip(batch, aets, strict=True):
             with open(spooled.path, "rb") as fp:
                 inspected = self._inspect(fp, expect)
             if isinstance(inspected, IngestResult):
@@ -194,7 +208,7 @@ class Ingestor:
                 continue
             pending.append((len(results), _Pending(
                 spooled.path, record, ids, spooled.digest, spooled.size,
-                spooled.data_offset, sending_aet)))
+                spooled.data_offset, aet)))
             results.append(None)
         for (index, _), result in zip(pending, self._place_safely([p for _, p in pending]),
                                       strict=True):
@@ -280,25 +294,32 @@ class Ingestor:
                 existing_size = self.store.size(p.key)  # meta (AE title): index it as is
                 p.file_row.update(file_size=existing_size,
                                   data_offset=existing_size - (p.size - p.offset))
-        for _attempt in range(3):
-            decisions: list[tuple[Outcome, dict[str, Any] | None]] = []
+        for _attempt in range(5):
+            decisions: dict[int, tuple[Outcome, dict[str, Any] | None]] = {}
             try:
                 with write_transaction(self.engine) as conn:
-                    for p in batch:
+                    # the rows above the batch's instances, locked in one order by every
+                    # transaction, so that concurrent ones (PostgreSQL) rarely deadlock
+                    writer.lock_parents(conn, [p.record for p in batch])
+                    for i, p in enumerate(batch):
                         existing = writer.find_instance(conn, p.ids["sop_instance_uid"])
                         outcome = self._decide(existing, p.digest)
                         if outcome in (Outcome.STORED, Outcome.REPLACED):
                             if existing is not None:
                                 writer.remove_instances(conn, [existing])
                             writer.add_instance(conn, p.record, p.file_row, time.time())
-                        decisions.append((outcome, existing))
-            except sqlalchemy.exc.IntegrityError:
-                continue  # another writer indexed one of these UIDs meanwhile: decide again
+                        decisions[i] = (outcome, existing)
+            except sqlalchemy.exc.DBAPIError as exc:
+                if _retryable(exc):
+                    # another writer indexed one of these UIDs meanwhile, or the database
+                    # broke a deadlock by aborting this transaction: decide again
+                    continue
+                self._forget_unindexed(batch)
+                raise
             except BaseException:
                 self._forget_unindexed(batch)
                 raise
-            return [self._settle(p, outcome, existing)
-                    for p, (outcome, existing) in zip(batch, decisions, strict=True)]
+            return [self._settle(p, *decisions[i]) for i, p in enumerate(batch)]
         self._forget_unindexed(batch)
         return [IngestResult(Outcome.REJECTED, reason=RejectReason.OUT_OF_RESOURCES,
                              detail="the instance kept changing under concurrent writers",

@@ -10,7 +10,7 @@ full recount of the rows it touched.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -162,6 +162,25 @@ def add_instance(conn: Connection, rec: InstanceRecord, file_row: Row, now: floa
     if patient_values:
         conn.execute(patient.update().where(patient.c.pk == pat["pk"]).values(patient_values))
     return inst_pk
+
+
+def lock_parents(conn: Connection, records: Sequence[InstanceRecord]) -> None:
+    """On PostgreSQL, lock the existing patient, study and series rows the instances of
+    ``records`` go under, table by table in primary key order, before any is changed: every
+    writing transaction that does this takes its row locks in the same order, so concurrent
+    ones wait for each other instead of deadlocking. (SQLite has one writer at a time.)"""
+    if conn.dialect.name != "postgresql" or not records:
+        return
+    patients = {(r.patient["patient_id"], r.patient["issuer_of_patient_id"]) for r in records}
+    conn.execute(sa.select(patient.c.pk).where(
+        sa.tuple_(patient.c.patient_id, patient.c.issuer_of_patient_id).in_(sorted(patients)))
+        .order_by(patient.c.pk).with_for_update())
+    conn.execute(sa.select(study.c.pk).where(study.c.study_instance_uid.in_(
+        sorted({r.study["study_instance_uid"] for r in records})))
+        .order_by(study.c.pk).with_for_update())
+    conn.execute(sa.select(series.c.pk).where(series.c.series_instance_uid.in_(
+        sorted({r.series["series_instance_uid"] for r in records})))
+        .order_by(series.c.pk).with_for_update())
 
 
 def find_instance(conn: Connection, sop_instance_uid: str) -> Row | None:
