@@ -249,6 +249,30 @@ def test_study_list_search_sort(page: Page, shots: Path) -> None:
     assert counts == sorted(counts, reverse=True) and counts[0] == CT_SLICES
 
 
+def test_study_list_sorted_by_the_server_across_pages(page: Page) -> None:
+    """Pages of 3 sorted by patient name: each page is one /api/studies request with the
+    sort, limit and offset; the total is counted once; the pages join into one order."""
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url) if "/api/studies?" in r.url else None)
+    page.goto("/#/studies?sort=patient_name&dir=desc&size=3")
+    page.wait_for_selector("table.studies[data-state=ready]")
+    names: list[str] = []
+    for number in range(3):
+        if number:
+            page.click("button[aria-label='Next page']")
+            expect(page.locator(".pager")).to_contain_text(f"{3 * number + 1}–")
+            page.wait_for_selector("table.studies[data-state=ready]")
+        names += [r["Patient name"] for r in study_rows(page)]
+    expect(page.locator(".pager")).to_contain_text("7–7 of 7")
+    assert page.locator("button[aria-label='Next page']").is_disabled()
+    assert len(names) == 7
+    assert [n.upper() for n in names] == sorted((n.upper() for n in names), reverse=True)
+    assert "page=2" in page.url and "sort=patient_name" in page.url
+    assert all("sort=-PatientName" in u and "limit=3" in u for u in requests), requests
+    assert [u for u in requests if "count=true" in u] == requests[:1]
+    assert [re.search(r"offset=(\d+)", u).group(1) for u in requests] == ["0", "3", "6"]
+
+
 def test_study_series_thumbnails_and_tags(page: Page, shots: Path, corpus: dict[str, Any]
                                           ) -> None:
     open_study(page, "Müller")

@@ -32,6 +32,7 @@ from pacsnode.index.engine import create_engine, read_transaction, write_transac
 from pacsnode.index.levels import Level
 from pacsnode.index.matching import Condition
 from pacsnode.index.schema import instance, patient, series, study
+from pacsnode.index.sorting import SortKey
 from pacsnode.storage.filesystem import FileSystemStore
 
 log = logging.getLogger(__name__)
@@ -169,11 +170,18 @@ class Archive:
     # -- query ----------------------------------------------------------------------------
 
     def search(self, level: Level, keys: Mapping[int, Condition], *,
-               limit: int | None = None, offset: int = 0) -> search_index.Results:
+               limit: int | None = None, offset: int = 0,
+               order: Sequence[SortKey] = ()) -> search_index.Results:
         """Find the entities of ``level`` matching ``keys`` (tag → parsed condition, see
         :func:`pacsnode.index.matching.parse`), streamed from the index with their DICOM
-        JSON (this level's merged with the levels above) — no file is opened."""
-        return search_index.search(self.engine, level, keys, limit=limit, offset=offset)
+        JSON (this level's merged with the levels above) — no file is opened. ``order``:
+        sort keys (:func:`pacsnode.index.sorting.parse`), else the order of storage."""
+        return search_index.search(self.engine, level, keys, limit=limit, offset=offset,
+                                   order=order)
+
+    def count(self, level: Level, keys: Mapping[int, Condition]) -> int:
+        """How many entities of ``level`` match ``keys`` (see :meth:`search`)."""
+        return search_index.count(self.engine, level, keys)
 
     def metadata(self, study_uid: str, series_uid: str | None = None,
                  sop_instance_uid: str | None = None) -> Iterator[index_metadata.MetadataRow]:

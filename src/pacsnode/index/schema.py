@@ -72,6 +72,7 @@ study = sa.Table(
     sa.Index(None, "accession_number"),
     sa.Index(None, "study_id"),
     sa.Index(None, "referring_physician_name_norm"),
+    sa.Index(None, "created_at"),  # sort=-created: the studies stored last
 )
 
 series = sa.Table(

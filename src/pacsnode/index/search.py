@@ -7,23 +7,29 @@ the query level or above are matched against the stored DICOM JSON as rows strea
 (:meth:`pacsnode.index.matching.Condition.test`), so every key can be matched and no file
 is ever opened. Keys of levels below the query level cannot be matched and are reported
 as such.
+
+Matches come in the order of first storage, or sorted on index columns
+(:mod:`pacsnode.index.sorting`), in SQL either way; with keys left for the JSON filter,
+limit and offset are applied after it, to the rows it keeps, in that same order.
+:func:`count` counts the matches of a search.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pacsnode.index import dicom_json
+from pacsnode.index import dicom_json, sorting
 from pacsnode.index.engine import read_transaction
 from pacsnode.index.levels import Level, level_of
 from pacsnode.index.matching import Condition
 from pacsnode.index.query_keys import COLUMNS, DERIVED_KEYS, TABLES
 from pacsnode.index.schema import instance, patient, series, study
+from pacsnode.index.sorting import SortKey
 
 ORDER = (Level.PATIENT, Level.STUDY, Level.SERIES, Level.IMAGE)
 FETCH_BATCH = 200
@@ -73,10 +79,11 @@ def _joined(level: Level) -> Any:
         study, series.c.study_fk == study.c.pk).join(patient, study.c.patient_fk == patient.c.pk)
 
 
-def compile_search(level: Level, keys: Mapping[int, Condition], *,
-                   limit: int | None = None, offset: int = 0) -> Plan:
-    """The statement finding the entities of ``level`` that match ``keys`` (tag →
-    condition). Universal conditions are return keys only and add nothing."""
+def _conditions(level: Level, keys: Mapping[int, Condition]
+                ) -> tuple[list[sa.ColumnElement[bool]], list[tuple[int, Level, Condition]],
+                           list[int]]:
+    """``keys`` split into SQL conditions on columns, keys left for the JSON filter, and
+    keys that cannot be matched at ``level``. Universal conditions add nothing."""
     allowed = set(levels_up_to(level))
     where: list[sa.ColumnElement[bool]] = []
     json_filters: list[tuple[int, Level, Condition]] = []
@@ -98,6 +105,18 @@ def compile_search(level: Level, keys: Mapping[int, Condition], *,
             json_filters.append((tag, stored_at, condition))
         else:
             unmatchable.append(tag)
+    return where, json_filters, unmatchable
+
+
+def compile_search(level: Level, keys: Mapping[int, Condition], *,
+                   limit: int | None = None, offset: int = 0,
+                   order: Sequence[SortKey] = ()) -> Plan:
+    """The statement finding the entities of ``level`` that match ``keys`` (tag →
+    condition), in ``order`` (:mod:`pacsnode.index.sorting`; by default the order of first
+    storage), the level's primary key breaking ties. Universal conditions are return keys
+    only and add nothing."""
+    allowed = set(levels_up_to(level))
+    where, json_filters, unmatchable = _conditions(level, keys)
     columns: list[Any] = []
     for lv in levels_up_to(level):
         table = TABLES[lv]
@@ -108,14 +127,47 @@ def compile_search(level: Level, keys: Mapping[int, Condition], *,
     if level is Level.IMAGE:
         columns.extend(instance.c[name] for name in FILE_COLUMNS)
     table = TABLES[level]
-    stmt = sa.select(*columns).select_from(_joined(level)).where(*where).order_by(table.c.pk)
+    ordering = sorting.order_by(level, order)
+    stmt = sa.select(*columns).select_from(_joined(level)).where(*where).order_by(*ordering)
     if json_filters:  # rows the JSON filter drops must not count towards limit and offset
         return Plan(level, stmt, tuple(json_filters), tuple(unmatchable), limit, offset)
+    if order and limit is not None:
+        # sort the keys only, then read the page's rows: a sort without an index then
+        # carries the primary keys, not every row's DICOM JSON (2-3 times faster)
+        pk = table.c.pk
+        page = sa.select(pk).select_from(_joined(level)).where(*where).order_by(
+            *ordering).limit(limit).offset(offset or None)
+        stmt = sa.select(*columns).select_from(_joined(level)).where(pk.in_(page)).order_by(
+            *ordering)
+        return Plan(level, stmt, tuple(json_filters), tuple(unmatchable))
     if limit is not None:
         stmt = stmt.limit(limit)
     if offset:
         stmt = stmt.offset(offset)
     return Plan(level, stmt, tuple(json_filters), tuple(unmatchable))
+
+
+def count(engine: Engine, level: Level, keys: Mapping[int, Condition]) -> int:
+    """How many entities of ``level`` match ``keys`` (limit and offset aside). One
+    ``COUNT(*)`` when every key is matched in SQL; with keys matched on the stored JSON,
+    the rows the SQL conditions select are streamed and tested — as slow as reading them
+    all."""
+    where, json_filters, _ = _conditions(level, keys)
+    with read_transaction(engine) as conn:
+        if not json_filters:
+            stmt = sa.select(sa.func.count()).select_from(_joined(level)).where(*where)
+            return int(conn.execute(stmt).scalar_one())
+        needed = sorted({lv for _, lv, _ in json_filters}, key=ORDER.index)
+        stmt = sa.select(*(TABLES[lv].c.attrs.label(f"attrs_{lv.value}") for lv in needed)
+                         ).select_from(_joined(level)).where(*where)
+        total = 0
+        result = conn.execution_options(yield_per=FETCH_BATCH).execute(stmt)
+        for row in result.mappings():
+            per_level = {lv: dicom_json.loads(row[f"attrs_{lv.value}"]) for lv in needed}
+            if all(cond.test((per_level[lv].get(f"{tag:08X}") or {}).get("Value"))
+                   for tag, lv, cond in json_filters):
+                total += 1
+        return total
 
 
 def _derived_json(tag: int, value: Any) -> dict[str, Any]:
@@ -144,9 +196,10 @@ class Results:
 
 
 def search(engine: Engine, level: Level, keys: Mapping[int, Condition], *,
-           limit: int | None = None, offset: int = 0) -> Results:
+           limit: int | None = None, offset: int = 0,
+           order: Sequence[SortKey] = ()) -> Results:
     """Compile and start a search (see :func:`compile_search`)."""
-    plan = compile_search(level, keys, limit=limit, offset=offset)
+    plan = compile_search(level, keys, limit=limit, offset=offset, order=order)
     return Results(plan.unmatchable, run_search(engine, plan))
 
 

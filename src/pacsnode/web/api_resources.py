@@ -5,7 +5,12 @@ lists with filters and paging, one object with its children and counts, DELETE.
 List filters are the DICOM attributes of the level and the levels above, by keyword or
 tag, matched exactly like C-FIND and QIDO-RS (``?PatientName=DOE*&StudyDate=2020-``; one
 implementation: :mod:`pacsnode.index.search`); ``limit`` (default 100, at most 1000) and
-``offset`` page through one stable order (the order of first storage).
+``offset`` page through one stable order: the order of first storage, or ``sort`` — a
+comma-separated list of index columns of the level and above, by keyword or tag, ``-`` for
+descending (``sort=-StudyDate,PatientName``; :mod:`pacsnode.index.sorting`), applied in
+SQL with the filters. ``count=true`` adds ``total``, the number of matches: one SQL
+``COUNT`` when every filter is on a column, else every candidate row is read and tested,
+as slow as listing them all.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from pacsnode.core.archive import Archive
-from pacsnode.index import matching
+from pacsnode.index import matching, sorting
 from pacsnode.index.levels import Level
 from pacsnode.index.search import Match
+from pacsnode.index.sorting import SortKey
 from pacsnode.web import urls
 from pacsnode.web.problems import Problem
 from pacsnode.web.qido import Query
@@ -87,22 +93,53 @@ def _paging(query: Query) -> tuple[int, int]:
     return limit, query.offset
 
 
+def _list_options(level: Level, params: list[tuple[str, str]]
+                  ) -> tuple[list[tuple[str, str]], tuple[SortKey, ...], bool]:
+    """``sort`` and ``count`` taken out of a list request's parameters (the rest are the
+    QIDO-style filters and paging): the rest, the sort keys, whether to count."""
+    rest: list[tuple[str, str]] = []
+    specs: list[str] = []
+    count = False
+    for name, value in params:
+        lowered = name.lower()
+        if lowered == "sort":
+            specs.append(value)
+        elif lowered == "count":
+            if value.lower() not in ("true", "false"):
+                raise Problem(400, f"count must be true or false, not {value!r}")
+            count = value.lower() == "true"
+        else:
+            rest.append((name, value))
+    try:
+        order = sorting.parse(level, ",".join(specs))
+    except ValueError as exc:
+        raise Problem(400, str(exc), sortable=list(sorting.sortable(level))) from None
+    return rest, order, count
+
+
 def _list(request: Request, level: Level, fixed: dict[int, str] | None = None
           ) -> dict[str, Any]:
-    query = Query(list(request.query_params.multi_items()))
+    params, order, count = _list_options(level, list(request.query_params.multi_items()))
+    query = Query(params)
     for tag, value in (fixed or {}).items():
         query.keys[tag] = matching.parse("UI" if tag != 0x00100020 else "LO", value)
     limit, offset = _paging(query)
     archive: Archive = request.app.state.archive
     root = urls.dicomweb(request)
-    results = archive.search(level, query.keys, limit=limit + 1, offset=offset)
+    results = archive.search(level, query.keys, limit=limit + 1, offset=offset, order=order)
     try:
         items = [summary(level, m.attrs, root) for m in results]
     finally:
         results.close()
     more = len(items) > limit
-    return {"items": items[:limit], "offset": offset, "limit": limit, "more": more,
-            "ignored_filters": [f"{t:08X}" for t in results.unmatchable]}
+    out: dict[str, Any] = {
+        "items": items[:limit], "offset": offset, "limit": limit, "more": more,
+        "ignored_filters": [f"{t:08X}" for t in results.unmatchable]}
+    if order:
+        out["sort"] = sorting.describe(order)
+    if count:
+        out["total"] = archive.count(level, query.keys)
+    return out
 
 
 def _one(request: Request, level: Level, uid: str) -> Match:
@@ -168,8 +205,8 @@ def _add_routes(level: Level) -> None:
         return await anyio.to_thread.run_sync(_delete, request, level, uid)
 
     router.add_api_route(f"/{name}", list_, methods=["GET"], name=f"list_{name}",
-                         summary=f"List {name} (filters: DICOM keywords or tags; limit, "
-                         "offset)")
+                         summary=f"List {name} (filters: DICOM keywords or tags; sort, "
+                         "limit, offset, count)")
     router.add_api_route(f"/{name}/{{uid}}", get_, methods=["GET"], name=f"get_{name}",
                          summary=f"One of the {name}, with its attributes and children")
     router.add_api_route(f"/{name}/{{uid}}", delete_, methods=["DELETE"], status_code=204,

@@ -1,13 +1,12 @@
 // The study list: search (name with wildcards, ID, date range, modality, accession),
-// sorted and paged. Results come from /api/studies in chunks of CHUNK rows; a search whose
-// whole result fits in one chunk is sorted and paged here, a larger one is paged by the
-// server (in the order studies were stored) and each page sorted on its own.
+// sorted and paged by the server: each page is one /api/studies request with the filters,
+// sort, limit and offset; the total (count=true) is asked for once per search.
 
 import { api } from "./api.js";
 import { clear, date, debounce, enc, errorToast, h, list, personName } from "./util.js";
 
-const CHUNK = 500;
 const PAGE_SIZES = [25, 50, 100];
+const MAX_PAGE = 1000; // the API's largest limit
 const MODALITIES = ["", "CT", "MR", "CR", "DX", "US", "NM", "PT", "XA", "MG", "RF", "OT", "SC", "SR"];
 const COLUMNS = [
   ["patient_name", "Patient name"], ["patient_id", "Patient ID"], ["birth_date", "Birth date"],
@@ -15,6 +14,13 @@ const COLUMNS = [
   ["accession", "Accession"], ["series", "Series"], ["instances", "Instances"],
 ];
 const NUMERIC = new Set(["series", "instances"]);
+// column → the /api/studies sort keys it stands for (index columns, see docs/conformance.md §12)
+const SORT_KEYS = {
+  patient_name: ["PatientName"], patient_id: ["PatientID"], birth_date: ["PatientBirthDate"],
+  study_date: ["StudyDate", "StudyTime"], description: ["StudyDescription"],
+  modalities: ["ModalitiesInStudy"], accession: ["AccessionNumber"],
+  series: ["NumberOfStudyRelatedSeries"], instances: ["NumberOfStudyRelatedInstances"],
+};
 
 function toDicomDate(value) {
   return value ? value.replaceAll("-", "") : "";
@@ -34,26 +40,27 @@ export function filters(state) {
   return out;
 }
 
-function compare(key, dir) {
-  return (a, b) => {
-    let x = a[key];
-    let y = b[key];
-    if (Array.isArray(x)) x = x.join(",");
-    if (Array.isArray(y)) y = y.join(",");
-    if (NUMERIC.has(key)) return dir * ((Number(x) || 0) - (Number(y) || 0));
-    return dir * String(x ?? "").localeCompare(String(y ?? ""), undefined, { sensitivity: "base" });
-  };
+// The page size of the URL: one of the menu's, or any other from 1 to MAX_PAGE.
+function pageSize(text) {
+  const n = Number(text);
+  return Number.isInteger(n) && n >= 1 && n <= MAX_PAGE ? n : PAGE_SIZES[0];
+}
+
+// The API's sort parameter for a column and a direction (1 ascending, -1 descending).
+export function sortParam(column, dir) {
+  const keys = SORT_KEYS[column];
+  if (!keys) return "";
+  return keys.map((k) => (dir < 0 ? `-${k}` : k)).join(",");
 }
 
 export async function render(main, _args, query) {
   const state = {
     name: query.name || "", id: query.id || "", from: query.from || "", to: query.to || "",
     modality: query.modality || "", accession: query.accession || "",
-    page: Number(query.page || 0), size: PAGE_SIZES.includes(Number(query.size)) ? Number(query.size) : 25,
-    sort: query.sort || "", dir: query.dir === "desc" ? -1 : 1,
+    page: Math.max(0, Math.floor(Number(query.page)) || 0), size: pageSize(query.size),
+    sort: SORT_KEYS[query.sort] ? query.sort : "", dir: query.dir === "desc" ? -1 : 1,
   };
-  let chunk = null; // {offset, items, more, key}
-  let total = null;
+  let counted = null; // {key, total}: the number of matches of the last search
   let controller = null;
 
   const input = (name, attrs) => h("input", {
@@ -64,8 +71,9 @@ export async function render(main, _args, query) {
     onchange: (e) => { state.modality = e.target.value; state.page = 0; search(); } },
   MODALITIES.map((m) => h("option", { value: m, selected: m === state.modality }, m || "Any")));
   const size = h("select", {
-    title: "Studies per page", onchange: (e) => { state.size = Number(e.target.value); state.page = 0; search(); } },
-  PAGE_SIZES.map((n) => h("option", { value: n, selected: n === state.size }, `${n} per page`)));
+    title: "Studies per page", onchange: (e) => { state.size = Number(e.target.value); state.page = 0; show(); } },
+  [...new Set([...PAGE_SIZES, state.size])].sort((a, b) => a - b)
+    .map((n) => h("option", { value: n, selected: n === state.size }, `${n} per page`)));
 
   const form = h("form.search", { onsubmit: (e) => { e.preventDefault(); searchSoon.cancel(); search(); }, role: "search" },
     h("label", "Patient name", input("name", { placeholder: "DOE* or ?OE", type: "search" })),
@@ -84,13 +92,12 @@ export async function render(main, _args, query) {
   const info = h("span.muted");
   const prev = h("button.btn", { onclick: () => { state.page--; show(); }, "aria-label": "Previous page" }, "‹ Previous");
   const next = h("button.btn", { onclick: () => { state.page++; show(); }, "aria-label": "Next page" }, "Next ›");
-  const note = h("span.muted.small");
   main.append(h("div.page",
     h("div.page-head", h("h1", "Studies"), h("span.spacer"),
       h("a.btn", { href: "#/upload" }, "Upload…")),
     form,
     h("div.table-wrap", table),
-    h("div.pager", info, note, h("span.spacer"), size, prev, next)));
+    h("div.pager", info, h("span.spacer"), size, prev, next)));
 
   function reset() {
     searchSoon.cancel();
@@ -104,7 +111,7 @@ export async function render(main, _args, query) {
     const q = new URLSearchParams();
     for (const k of ["name", "id", "from", "to", "modality", "accession", "sort"]) if (state[k]) q.set(k, state[k]);
     if (state.page) q.set("page", state.page);
-    if (state.size !== 25) q.set("size", state.size);
+    if (state.size !== PAGE_SIZES[0]) q.set("size", state.size);
     if (state.sort && state.dir < 0) q.set("dir", "desc");
     const text = q.toString();
     history.replaceState(null, "", `#/studies${text ? `?${text}` : ""}`);
@@ -116,23 +123,27 @@ export async function render(main, _args, query) {
       "aria-sort": state.sort === key ? (state.dir > 0 ? "ascending" : "descending") : "none",
       onclick: () => {
         if (state.sort === key) state.dir = -state.dir; else { state.sort = key; state.dir = 1; }
+        state.page = 0;
         show();
       } }, label)));
   }
 
+  // One page from the server, the total counted only when the filters changed.
   async function load(offset) {
     const key = JSON.stringify(filters(state));
-    if (chunk && chunk.key === key && offset >= chunk.offset && offset < chunk.offset + chunk.items.length) return;
-    if (chunk && chunk.key === key && offset === chunk.offset + chunk.items.length && !chunk.more) return;
+    const count = !counted || counted.key !== key;
     if (controller) controller.abort();
     controller = new AbortController();
-    const start = Math.floor(offset / CHUNK) * CHUNK;
-    const page = await api.studies({ ...filters(state), limit: CHUNK, offset: start }, controller.signal);
-    chunk = { offset: start, items: page.items, more: page.more, key };
+    const page = await api.studies({
+      ...filters(state), sort: sortParam(state.sort, state.dir), limit: state.size, offset,
+      count: count ? "true" : undefined,
+    }, controller.signal);
+    if (count) counted = { key, total: page.total };
+    return page;
   }
 
   async function search() {
-    chunk = null;
+    counted = null;
     await show();
   }
   const searchSoon = debounce(search, 300);
@@ -144,44 +155,32 @@ export async function render(main, _args, query) {
     saveUrl();
     header();
     const offset = state.page * state.size;
+    let page;
     try {
-      await load(offset);
+      page = await load(offset);
     } catch (error) {
+      if (error.name === "AbortError") return; // a newer request replaced this one
       if (mine === shown) table.dataset.state = "error";
       errorToast(error);
       return;
     }
     if (mine !== shown) return; // a newer search is on its way
-    const complete = chunk.offset === 0 && !chunk.more;
-    let rows;
-    if (complete) {
-      const all = state.sort ? [...chunk.items].sort(compare(state.sort, state.dir)) : chunk.items;
-      rows = all.slice(offset, offset + state.size);
-      total = chunk.items.length;
-    } else {
-      rows = chunk.items.slice(offset - chunk.offset, offset - chunk.offset + state.size);
-      if (state.sort) rows = [...rows].sort(compare(state.sort, state.dir));
-      total = null;
+    const rows = page.items;
+    const total = counted.total;
+    if (!rows.length && state.page > 0) { // past the end (say the archive shrank)
+      state.page = 0;
+      counted = null;
+      return show();
     }
-    if (!rows.length && state.page > 0) { state.page = 0; return show(); }
-    const moreAfter = complete ? offset + state.size < total
-      : offset + state.size < chunk.offset + chunk.items.length || chunk.more;
     clear(body, rows.length ? rows.map(row) : h("tr", h("td.empty", { colSpan: COLUMNS.length },
       Object.keys(filters(state)).length ? "No study matches this search." : "No studies yet: upload some, or send them with C-STORE.")));
     const last = offset + rows.length;
     info.textContent = rows.length
-      ? `${(offset + 1).toLocaleString()}–${last.toLocaleString()} of ${total !== null ? total.toLocaleString() : `${(chunk.offset + chunk.items.length).toLocaleString()}+`}`
+      ? `${(offset + 1).toLocaleString()}–${last.toLocaleString()} of ${Math.max(total, last).toLocaleString()}`
       : "";
-    note.textContent = !complete && state.sort ? "(sorted within this page; narrow the search to sort all)" : "";
     prev.disabled = state.page === 0;
-    next.disabled = !moreAfter;
+    next.disabled = !page.more;
     table.dataset.state = "ready";
-    if (total === null && !Object.keys(filters(state)).length) {
-      // unfiltered and large: the total is the archive's study count
-      api.stats().then((s) => {
-        if (rows.length) info.textContent = `${(offset + 1).toLocaleString()}–${last.toLocaleString()} of ${s.studies.toLocaleString()}`;
-      }).catch(() => {});
-    }
   }
 
   function row(s) {
