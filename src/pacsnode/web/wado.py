@@ -132,47 +132,108 @@ def choose_syntax(request: Request, stored: set[str]) -> Choice:
                          "uncompressed little endian one")
 
 
-def _instance_part(archive: Archive, match: Match, choice: Choice, boundary: str
-                   ) -> Iterator[bytes]:
-    """One part: delimiter, headers and body (the stored file, or a converted copy). A file
-    up to :data:`WHOLE_PART` bytes goes out as one chunk with its delimiter and headers:
-    each chunk of a streaming response is a hop to a worker thread and a socket write."""
+@dataclass
+class _Part:
+    """One instance's part: its headers, and the file its body is read from."""
+
+    head: bytes
+    path: Path
+    size: int
+    temp: Path | None  # a converted copy, removed once sent
+
+    @property
+    def length(self) -> int:
+        return len(self.head) + self.size + 2
+
+
+def _part(archive: Archive, match: Match, choice: Choice, boundary: str) -> _Part:
+    """The part of one instance: the stored file, or a copy converted to the chosen
+    transfer syntax."""
     stored_syntax = str(match.file["transfer_syntax_uid"])
     source = archive.store.path_of(str(match.file["storage_key"]))
     target = choice.syntax or stored_syntax
     temp: Path | None = None
-    try:
-        if target != stored_syntax:
-            fh, temp = archive.store.new_temp()
+    if target != stored_syntax:
+        fh, temp = archive.store.new_temp()
+        try:
             with fh:
                 convert(source, target, fh)
-        path = temp or source
-        size = path.stat().st_size
-        head = (f"--{boundary}\r\nContent-Type: {DICOM}; transfer-syntax={target}\r\n"
-                f"Content-Length: {size}\r\n\r\n").encode()
-        with open(path, "rb") as fh:
-            if size <= WHOLE_PART:
-                yield head + fh.read() + b"\r\n"
-                return
-            yield head
+        except BaseException:
+            archive.store.discard_temp(temp)
+            raise
+    path = temp or source
+    size = path.stat().st_size
+    head = (f"--{boundary}\r\nContent-Type: {DICOM}; transfer-syntax={target}\r\n"
+            f"Content-Length: {size}\r\n\r\n").encode()
+    return _Part(head, path, size, temp)
+
+
+def _filled(archive: Archive, parts: list[_Part], tail: bytes = b"") -> memoryview:
+    """The parts (and ``tail``) read into one buffer: each file is read straight into its
+    place (no copy after), then its converted copy, if any, is removed."""
+    buf = bytearray(sum(p.length for p in parts) + len(tail))
+    view = memoryview(buf)
+    pos = 0
+    for p in parts:
+        view[pos:pos + len(p.head)] = p.head
+        pos += len(p.head)
+        with open(p.path, "rb") as fh:
+            if fh.readinto(view[pos:pos + p.size]) != p.size:
+                raise OSError(f"{p.path} changed while it was sent")
+        pos += p.size
+        view[pos:pos + 2] = b"\r\n"
+        pos += 2
+        if p.temp is not None:
+            archive.store.discard_temp(p.temp)
+            p.temp = None
+    view[pos:] = tail
+    return view
+
+
+def _instances_body(archive: Archive, matches: Iterator[Match], choice: Choice,
+                    boundary: str) -> Iterator[bytes | memoryview]:
+    """The parts, gathered into chunks of about :data:`WHOLE_PART` bytes: Starlette fetches
+    each chunk of a synchronous body in a worker thread, so a series of small files goes
+    out in a few hops rather than one per instance; a larger file goes in chunks of
+    :data:`CHUNK` bytes."""
+    batch: list[_Part] = []
+    try:
+        for match in matches:
+            try:
+                part = _part(archive, match, choice, boundary)
+            except Exception as exc:  # a part cannot be undone once the stream has started
+                log.error("WADO-RS: instance %s could not be sent: %s",
+                          match.file.get("sop_instance_uid"), exc)
+                raise
+            if part.size > WHOLE_PART:
+                if batch:
+                    yield _filled(archive, batch)
+                    batch = []
+                yield from _streamed(archive, part)
+                continue
+            batch.append(part)
+            if sum(p.length for p in batch) >= WHOLE_PART:
+                yield _filled(archive, batch)
+                batch = []
+        yield _filled(archive, batch, f"--{boundary}--\r\n".encode())
+        batch = []
+    finally:  # the client went away: converted copies not sent are removed
+        for p in batch:
+            if p.temp is not None:
+                archive.store.discard_temp(p.temp)
+
+
+def _streamed(archive: Archive, part: _Part) -> Iterator[bytes]:
+    """A large part in chunks."""
+    try:
+        yield part.head
+        with open(part.path, "rb") as fh:
             while chunk := fh.read(CHUNK):
                 yield chunk
         yield b"\r\n"
     finally:
-        if temp is not None:
-            archive.store.discard_temp(temp)
-
-
-def _instances_body(archive: Archive, matches: Iterator[Match], choice: Choice,
-                    boundary: str) -> Iterator[bytes]:
-    for match in matches:
-        try:
-            yield from _instance_part(archive, match, choice, boundary)
-        except Exception as exc:  # a part cannot be undone once the stream has started
-            log.error("WADO-RS: instance %s could not be sent: %s",
-                      match.file.get("sop_instance_uid"), exc)
-            raise
-    yield f"--{boundary}--\r\n".encode()
+        if part.temp is not None:
+            archive.store.discard_temp(part.temp)
 
 
 def retrieve(request: Request, study: str, series: str | None = None,
