@@ -20,20 +20,17 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
 
 from tests.conftest import (
-    DCMTK_ENV,
     PacsnodeServer,
-    dcmtk,
     free_port,
     pg_database,
     require_postgres,
 )
 from tests.hl7_messages import ack_fields, omi, orm, pid, send
+from tests.mwl_find import find_worklist
 
 pytestmark = pytest.mark.dcmtk
 
@@ -74,7 +71,6 @@ def acked(sock: socket.socket, raw: bytes, codec: str = "utf-8") -> tuple[str, s
 def findscu(server: PacsnodeServer, work: Path, **match: str) -> list[tuple[Any, ...]]:
     """The worklist as findscu -W sees it: one tuple (TOP_KEYS values, SPS_KEYS values) per
     response, sorted; ``match`` gives matching keys (SPS keys go into the sequence item)."""
-    work.mkdir(parents=True, exist_ok=True)
     query = Dataset()
     query.SpecificCharacterSet = "ISO_IR 192"
     item = Dataset()
@@ -83,21 +79,9 @@ def findscu(server: PacsnodeServer, work: Path, **match: str) -> list[tuple[Any,
     for keyword in SPS_KEYS:
         setattr(item, keyword, match.get(keyword, ""))
     query.ScheduledProcedureStepSequence = [item]
-    query.file_meta = FileMetaDataset()
-    query.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    query.file_meta.MediaStorageSOPClassUID = MWL_FIND
-    query.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    qfile = work / "query.dcm"
-    query.save_as(qfile, enforce_file_format=True)
-    out = work / "rsp"
-    out.mkdir()
-    proc = subprocess.run([dcmtk("findscu"), "-W", "-aec", server.aet, "-X", "-od", str(out),
-                           "127.0.0.1", str(server.port), str(qfile)],
-                          capture_output=True, env=DCMTK_ENV, timeout=60)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr).decode(errors="replace")
+    responses, _ = find_worklist(server, work, query)
     rows = []
-    for path in sorted(out.iterdir()):
-        rsp = pydicom.dcmread(path)
+    for rsp in responses:
         (step,) = rsp.ScheduledProcedureStepSequence
         rows.append((*(str(rsp.get(k, "")) for k in TOP_KEYS),
                      *(str(step.get(k, "")) for k in SPS_KEYS)))

@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pydicom
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -26,6 +25,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pacsnode.core import worklist
 from pacsnode.core.archive import Archive
 from tests.conftest import DCMTK_ENV, PacsnodeServer, dcmtk
+from tests.mwl_find import find_worklist
 
 pytestmark = pytest.mark.dcmtk
 
@@ -151,23 +151,9 @@ def findscu(server: PacsnodeServer, work: Path, keys: dict[str, Any],
                            "ScheduledProcedureStepStartTime": "", **(sps or {})}.items():
         setattr(item, keyword, value)
     query.ScheduledProcedureStepSequence = [item]
-    query.file_meta = FileMetaDataset()
-    query.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    query.file_meta.MediaStorageSOPClassUID = MWL_FIND
-    query.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    qfile = work / "query.dcm"
-    query.save_as(qfile, enforce_file_format=True)
-    out = work / "rsp"
-    out.mkdir(exist_ok=True)
-    for old in out.iterdir():
-        old.unlink()
-    proc = subprocess.run([dcmtk("findscu"), "-v", "-W", "-aec", server.aet, "-X", "-od",
-                           str(out), "127.0.0.1", str(server.port), str(qfile)],
-                          capture_output=True, env=DCMTK_ENV, timeout=60)
-    output = (proc.stdout + proc.stderr).decode("utf-8", "replace")
-    assert proc.returncode == 0, output
+    responses, output = find_worklist(server, work, query)
     assert "Final Find Response (Success)" in output, output[-2000:]
-    return [pydicom.dcmread(p) for p in sorted(out.iterdir())], output
+    return responses, output
 
 
 def accessions(responses: list[Dataset]) -> list[str]:
@@ -346,20 +332,7 @@ def test_cancel_stops_the_matches(pacsnode_server: Any, tmp_path: Path) -> None:
     sps.ScheduledStationAETitle = "CT9"
     query.PatientName = ""
     query.ScheduledProcedureStepSequence = [sps]
-    query.file_meta = FileMetaDataset()
-    query.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    query.file_meta.MediaStorageSOPClassUID = MWL_FIND
-    query.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    work.mkdir()
-    query.save_as(work / "query.dcm", enforce_file_format=True)
-    (work / "rsp").mkdir()
-    proc = subprocess.run([dcmtk("findscu"), "-v", "-W", "-aec", server.aet, "-X", "-od",
-                           str(work / "rsp"), "--cancel", "2", "127.0.0.1", str(server.port),
-                           str(work / "query.dcm")], capture_output=True, env=DCMTK_ENV,
-                          timeout=60)
-    output = (proc.stdout + proc.stderr).decode("utf-8", "replace")
-    assert proc.returncode == 0, output
-    responses = list((work / "rsp").iterdir())
+    responses, output = find_worklist(server, work, query, "--cancel", "2")
     assert 2 <= len(responses) < 150, len(responses)
     assert "Final Find Response (Cancel: MatchingTerminatedDueToCancelRequest)" in output, \
         output[-2000:]

@@ -32,6 +32,7 @@ from pynetdicom import _config, evt
 
 from pacsnode.core.archive import Archive
 from pacsnode.dimse import backpressure, charsets, fast_identifier, qr_models, statuses
+from pacsnode.dimse.requestor import requestor
 from pacsnode.index import matching
 from pacsnode.index.levels import Level
 from pacsnode.index.matching import Condition
@@ -205,8 +206,7 @@ class FindService:
 
     def on_find(self, event: Any) -> Iterator[tuple[Any, Dataset | None]]:
         """EVT_C_FIND: a generator of (status, identifier) pairs (pynetdicom's protocol)."""
-        peer = event.assoc.requestor
-        who = f"{peer.ae_title}@{peer.address}:{peer.port}"
+        who = requestor(event.assoc)
         model = str(event.request.AffectedSOPClassUID)
         try:
             identifier = event.identifier

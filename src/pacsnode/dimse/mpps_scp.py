@@ -30,6 +30,7 @@ from pacsnode.core import mpps
 from pacsnode.core.archive import Archive
 from pacsnode.core.mpps_rules import PROCESSING_FAILURE, MppsError
 from pacsnode.core.worklist import dataset_json
+from pacsnode.dimse.requestor import requestor
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,6 @@ def _refusal(error: MppsError, *, with_tags: bool) -> Dataset:
     if with_tags and error.tags:
         status.AttributeIdentifierList = list(error.tags)
     return status
-
-
-def _who(event: Any) -> str:
-    peer = event.assoc.requestor
-    return f"{peer.ae_title}@{peer.address}:{peer.port}"
 
 
 class PerformedProcedureStepService:
@@ -76,7 +72,7 @@ class PerformedProcedureStepService:
             attrs = dataset_json(event.attribute_list)
         except Exception as exc:  # pydicom raises many types on undecodable data
             log.warning("MPPS N-CREATE from %s: Attribute List cannot be decoded: %s",
-                        _who(event), exc)
+                        requestor(event.assoc), exc)
             return _refusal(MppsError(PROCESSING_FAILURE, f"cannot decode: {exc}"),
                             with_tags=False), None
         try:
@@ -84,11 +80,11 @@ class PerformedProcedureStepService:
                                calling_aet=str(event.assoc.requestor.ae_title))
         except MppsError as exc:
             log.warning("MPPS N-CREATE %s from %s refused (0x%04X): %s", uid or "(no UID)",
-                        _who(event), exc.status, exc.reason)
+                        requestor(event.assoc), exc.status, exc.reason)
             return _refusal(exc, with_tags=False), None
         log.info("MPPS %s created by %s: %s, study %s, worklist items %s",
-                 step.sop_instance_uid, _who(event), step.status, step.study_instance_uid,
-                 step.worklist_ids or "none")
+                 step.sop_instance_uid, requestor(event.assoc), step.status,
+                 step.study_instance_uid, step.worklist_ids or "none")
         if uid is None:
             reply = Dataset()
             reply.AffectedSOPInstanceUID = step.sop_instance_uid
@@ -105,14 +101,14 @@ class PerformedProcedureStepService:
             modifications = dataset_json(event.modification_list)
         except Exception as exc:  # pydicom raises many types on undecodable data
             log.warning("MPPS N-SET %s from %s: Modification List cannot be decoded: %s",
-                        uid, _who(event), exc)
+                        uid, requestor(event.assoc), exc)
             return _refusal(MppsError(PROCESSING_FAILURE, f"cannot decode: {exc}"),
                             with_tags=False), None
         try:
             step = mpps.update(self.archive.engine, uid, modifications)
         except MppsError as exc:
-            log.warning("MPPS N-SET %s from %s refused (0x%04X): %s", uid, _who(event),
+            log.warning("MPPS N-SET %s from %s refused (0x%04X): %s", uid, requestor(event.assoc),
                         exc.status, exc.reason)
             return _refusal(exc, with_tags=True), None
-        log.info("MPPS %s set by %s: %s", uid, _who(event), step.status)
+        log.info("MPPS %s set by %s: %s", uid, requestor(event.assoc), step.status)
         return SUCCESS, None

@@ -51,6 +51,7 @@ from pacsnode.dimse.find_scp import (
     stream_responses,
     texts,
 )
+from pacsnode.dimse.requestor import requestor
 from pacsnode.index.worklist_search import search_worklist
 
 log = logging.getLogger(__name__)
@@ -133,8 +134,7 @@ class WorklistService:
 
     def on_worklist_find(self, event: Any) -> Iterator[tuple[Any, Dataset | None]]:
         """One Modality Worklist C-FIND (PS3.4 K.4.1.3), to its last response."""
-        peer = event.assoc.requestor
-        who = f"{peer.ae_title}@{peer.address}:{peer.port}"
+        who = requestor(event.assoc)
         try:
             identifier = event.identifier
             keys = parse_keys(identifier)

@@ -69,6 +69,7 @@ from pacsnode.core.transcode import UNCOMPRESSED
 from pacsnode.dimse import command_set, direct_send, statuses
 from pacsnode.dimse.qr_models import MODELS, Refused, query_level
 from pacsnode.dimse.reactor import ReactorCheckpoint, pause_reactor
+from pacsnode.dimse.requestor import requestor
 from pacsnode.dimse.store_suboperations import StoreSender
 from pacsnode.index.levels import Level
 from pacsnode.index.matching import Condition, Kind
@@ -270,11 +271,6 @@ class _Responder:
         self.scp.dimse.send_msg(rsp, self.cx_id)
 
 
-def _peer_name(assoc: Association) -> str:
-    req = assoc.requestor
-    return f"{req.ae_title}@{req.address}:{req.port}"
-
-
 class _Retrieve:
     """Serving one C-MOVE or C-GET request."""
 
@@ -286,7 +282,7 @@ class _Retrieve:
         self.model = str(context.abstract_syntax)
         self.op, self.model_name, _ = MODELS[self.model]
         self.out = _Responder(scp, req, context)
-        self.who = _peer_name(scp.assoc)
+        self.who = requestor(scp.assoc)
         self.counts = Counts()
         self.started = time.monotonic()
         self.level = ""
@@ -488,7 +484,7 @@ class RetrieveService:
         try:
             _Retrieve(self, scp, req, context).run()
         except Exception:
-            log.exception("%s from %s failed", type(req).__name__, _peer_name(scp.assoc))
+            log.exception("%s from %s failed", type(req).__name__, requestor(scp.assoc))
             if scp.assoc.is_established:
                 _Responder(scp, req, context).send(statuses.UNABLE_TO_PROCESS,
                                                    comment="internal error")

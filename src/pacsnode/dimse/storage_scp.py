@@ -22,6 +22,7 @@ from pynetdicom.pdu_primitives import A_ASSOCIATE
 
 from pacsnode.core.archive import Archive
 from pacsnode.dimse import statuses
+from pacsnode.dimse.requestor import requestor
 from pacsnode.dimse.spool import SpoolFile
 
 log = logging.getLogger(__name__)
@@ -35,11 +36,6 @@ _REJECT_REASONS = {
     (3, 1): "temporary congestion",
     (3, 2): "local limit exceeded",
 }
-
-
-def _peer(event: Any) -> str:
-    req = event.assoc.requestor
-    return f"{req.ae_title}@{req.address}:{req.port}"
 
 
 class StorageService:
@@ -66,7 +62,7 @@ class StorageService:
 
     def on_echo(self, event: Any) -> int:
         """C-ECHO: always Success (PS3.4 A.4)."""
-        log.debug("C-ECHO from %s", _peer(event))
+        log.debug("C-ECHO from %s", requestor(event.assoc))
         return statuses.SUCCESS
 
     def on_store(self, event: Any) -> Dataset:
@@ -84,7 +80,7 @@ class StorageService:
                 result = self.archive.ingest(event.dataset_path, **expect)
             status = statuses.store_status(result)
         except Exception as exc:  # never let a bug take the association down silently
-            log.exception("C-STORE from %s: unexpected failure", _peer(event))
+            log.exception("C-STORE from %s: unexpected failure", requestor(event.assoc))
             rsp = Dataset()
             rsp.Status = statuses.PROCESSING_FAILURE
             rsp.ErrorComment = f"internal error: {type(exc).__name__}"[:64]
@@ -95,15 +91,15 @@ class StorageService:
         rsp.Status = status
         if status != statuses.SUCCESS:
             rsp.ErrorComment = result.detail[:64]
-            log.warning("C-STORE from %s refused (0x%04X) %s: %s", _peer(event), status,
+            log.warning("C-STORE from %s refused (0x%04X) %s: %s", requestor(event.assoc), status,
                         req.AffectedSOPInstanceUID, result.detail)
         else:
-            log.debug("C-STORE from %s: %s %s", _peer(event), result.outcome.value,
+            log.debug("C-STORE from %s: %s %s", requestor(event.assoc), result.outcome.value,
                       result.sop_instance_uid)
         return rsp
 
     def on_established(self, event: Any) -> None:
-        log.info("association from %s to %s established", _peer(event),
+        log.info("association from %s to %s established", requestor(event.assoc),
                  event.assoc.acceptor.ae_title)
 
     def on_acse_sent(self, event: Any) -> None:
@@ -117,7 +113,7 @@ class StorageService:
             ae = event.assoc.ae
             limit = getattr(ae, "configured_limit", ae.maximum_associations)
             why += f": at most {limit} simultaneous associations"
-        log.warning("association from %s rejected (%s): %s", _peer(event),
+        log.warning("association from %s rejected (%s): %s", requestor(event.assoc),
                     "permanent" if primitive.result == 1 else "transient", why)
 
     def on_pdu_received(self, event: Any) -> None:
@@ -141,7 +137,7 @@ class StorageService:
             counts = self._counts.pop(id(event.assoc), Counter())
             how = self._endings.pop(id(event.assoc), "closed")
         summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no instances"
-        log.info("association from %s %s: %s", _peer(event), how, summary)
+        log.info("association from %s %s: %s", requestor(event.assoc), how, summary)
         message = getattr(getattr(event.assoc, "dimse", None), "message", None)
         spool = getattr(message, "_data_set_file", None)
         if spool is not None:
@@ -149,4 +145,4 @@ class StorageService:
                 spool.close()
                 os.unlink(spool.name)
             log.warning("connection from %s closed mid-transfer; partial data set discarded",
-                        _peer(event))
+                        requestor(event.assoc))
