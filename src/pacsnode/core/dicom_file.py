@@ -21,6 +21,7 @@ from pydicom.uid import (
 )
 
 import pacsnode
+from pacsnode.core import fast_header
 
 # Root under which pacsnode's Implementation Class UID lives (a UUID-derived 2.25 UID, PS3.5 B.2).
 IMPLEMENTATION_CLASS_UID = "2.25.178204562209843870934620957462170891841"
@@ -162,6 +163,31 @@ def read_header(fp: BinaryIO) -> ParsedHeader:
     if stop_when.found is not None:
         _add_pixel_placeholder(ds, stop_when.found, stop)
     return ParsedHeader(dataset=ds, transfer_syntax=ts, data_offset=offset)
+
+
+def _explicit_little(transfer_syntax: str) -> bool:
+    """Whether data sets in ``transfer_syntax`` are encoded in explicit VR little endian:
+    every standard transfer syntax but three (PS3.5 A.1, A.3, A.5)."""
+    return (transfer_syntax.startswith("1.2.840.10008.1.2.")
+            and transfer_syntax not in (ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian))
+
+
+def read_header_at(fp: BinaryIO, data_offset: int) -> ParsedHeader:
+    """:func:`read_header` for a file whose data set starts at ``data_offset`` after a file
+    meta group in the usual layout (pacsnode's own, as a receiver spools it): in explicit
+    VR little endian the header is read by :mod:`pacsnode.core.fast_header`; anything that
+    fast path does not handle goes to :func:`read_header`."""
+    fp.seek(0)
+    uids = meta_uids(fp.read(data_offset))
+    if uids is not None and _explicit_little(uids[2]):
+        found = fast_header.scan(fp, data_offset, DEFER_SIZE)
+        if found is not None and len(found.dataset):
+            _check_complete(fp, found.stop, implicit=False, little=True)
+            if found.pixel is not None:
+                _add_pixel_placeholder(found.dataset, found.pixel, found.stop)
+            return ParsedHeader(dataset=found.dataset, transfer_syntax=uids[2],
+                                data_offset=data_offset)
+    return read_header(fp)
 
 
 def _check_values(ds: Dataset, stop: int, end: int) -> None:

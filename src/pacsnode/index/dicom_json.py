@@ -46,19 +46,26 @@ def _raw_vr(raw: RawDataElement) -> str:
         return "UN"
 
 
+def _raw_json(raw: RawDataElement) -> JsonDict | None:
+    """DICOM JSON of a raw (not yet converted) element where that needs no pydicom
+    conversion: bulk data references and the values :mod:`json_fast` handles."""
+    vr = _raw_vr(raw)
+    if raw.value is None and raw.length != 0:
+        return _bulk_ref(raw.tag, vr)  # not read (deferred, or pixel data): bulk data
+    if vr in BULK_VRS and raw.length > BULK_THRESHOLD:
+        return _bulk_ref(raw.tag, vr)
+    if raw.value is not None:
+        return raw_element_json(vr, raw.value, raw.is_little_endian)
+    return None
+
+
 def element_json(ds: Dataset, tag: int) -> JsonDict | None:
     """One top-level element as DICOM JSON, or ``None`` if it cannot be represented."""
     raw = ds.get_item(tag, keep_deferred=True)  # a deferred value is bulk data: not read
     if isinstance(raw, RawDataElement):
-        vr = _raw_vr(raw)
-        if raw.value is None and raw.length != 0:
-            return _bulk_ref(tag, vr)  # not read (deferred, or pixel data): bulk data
-        if vr in BULK_VRS and raw.length > BULK_THRESHOLD:
-            return _bulk_ref(tag, vr)
-        if raw.value is not None:
-            fast = raw_element_json(vr, raw.value, raw.is_little_endian)
-            if fast is not None:
-                return fast
+        fast = _raw_json(raw)
+        if fast is not None:
+            return fast
     try:
         elem = ds[tag]
         return elem.to_json_dict(
@@ -74,12 +81,15 @@ def split_levels(ds: Dataset) -> dict[Level, JsonDict]:
     JSON, grouped by the level that keeps it."""
     out: dict[Level, JsonDict] = {level: {} for level in Level}
     charset = ds.get_item(0x00080005)
-    for base_tag in ds.keys():  # noqa: SIM118 - iterating a Dataset reads (deferred) values
+    # items() gives the elements as stored (raw ones unconverted, deferred ones unread)
+    for base_tag, stored in list(ds.items()):
         tag = int(base_tag)
         group, elem_no = tag >> 16, tag & 0xFFFF
         if group == 0x0002 or elem_no == 0 or tag == 0xFFFAFFFA or tag == 0xFFFCFFFC:
             continue
-        value = element_json(ds, tag)
+        value = _raw_json(stored) if isinstance(stored, RawDataElement) else None
+        if value is None:
+            value = element_json(ds, tag)
         if value is not None:
             out[level_of(tag)][f"{tag:08X}"] = value
     if charset is not None:
