@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from pacsnode.core.archive import Archive
 from pacsnode.core.group_commit import GroupCommitter
-from pacsnode.core.ingest import Expectation, Spooled
+from pacsnode.core.ingest import Expectation, Prepared
 from pacsnode.core.results import Outcome, RejectReason
 from pacsnode.index.schema import instance
 from tests.unit.dicomdata import assert_index_matches, make_dataset, part10
@@ -39,18 +39,18 @@ def test_data_sets_arriving_during_a_commit_share_the_next(
         archive: Archive, monkeypatch: pytest.MonkeyPatch) -> None:
     group = committer(archive)
     ingestor = archive._ingestor
-    real = ingestor.ingest_spooled_many
+    real = ingestor.commit_prepared
     first_started, release = threading.Event(), threading.Event()
     calls: list[int] = []
 
-    def slow_first(batch: list[tuple[Spooled, Expectation]], **kwargs: Any) -> Any:
+    def slow_first(batch: list[Prepared]) -> Any:
         calls.append(len(batch))
         if len(calls) == 1:
             first_started.set()
             assert release.wait(10)
-        return real(batch, **kwargs)
+        return real(batch)
 
-    monkeypatch.setattr(ingestor, "ingest_spooled_many", slow_first)
+    monkeypatch.setattr(ingestor, "commit_prepared", slow_first)
     first = make_dataset()
     others = [make_dataset() for _ in range(5)]
     wrong = make_dataset()
@@ -61,13 +61,14 @@ def test_data_sets_arriving_during_a_commit_share_the_next(
                                sending_aet=f"M{n}") for n, ds in enumerate(others)]
         refused = pool.submit(group.ingest_spooled, spool(archive, part10(wrong)),
                               expect=Expectation(sop_instance_uid="1.2.3"))
-        while len(group._waiting) < 6:  # every one is queued behind the first commit
+        # a refusal is answered at once: it has nothing to commit
+        assert refused.result(10).reason is RejectReason.UID_MISMATCH
+        while len(group._waiting) < 5:  # every other one is queued behind the first commit
             threading.Event().wait(0.005)
         release.set()
         assert head.result().outcome is Outcome.STORED
         results = [f.result() for f in futures]
-        assert refused.result().reason is RejectReason.UID_MISMATCH
-    assert calls == [1, 6]
+    assert calls == [1, 5]
     assert [r.sop_instance_uid for r in results] == [ds.SOPInstanceUID for ds in others]
     assert {r.outcome for r in results} == {Outcome.STORED}
     assert_index_matches(archive, [first, *others])
@@ -85,7 +86,7 @@ def test_a_failure_answers_every_waiter(archive: Archive,
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(archive._ingestor, "ingest_spooled_many", broken)
+    monkeypatch.setattr(archive._ingestor, "commit_prepared", broken)
     with pytest.raises(RuntimeError):
         group.ingest_spooled(spool(archive, part10(make_dataset())))
     monkeypatch.undo()

@@ -1,8 +1,9 @@
 """Group commit for receivers that answer each data set on its own (C-STORE): the data sets
 of concurrent associations that are ready while a commit is under way are stored together
-(:meth:`pacsnode.core.ingest.Ingestor.ingest_spooled_many`: their files fsynced at once,
-one fsync per directory, one index transaction) instead of queueing for one fsync and one
-index commit each.
+(:meth:`pacsnode.core.ingest.Ingestor.commit_prepared`: their files fsynced at once, one
+fsync per directory, one index transaction) instead of queueing for one fsync and one
+index commit each. Each thread parses and checks its own data set first
+(:meth:`~pacsnode.core.ingest.Ingestor.prepare_spooled`), while a commit may be under way.
 
 Leader and followers, without a thread of its own: a thread that submits a data set when
 no commit is under way stores it at once (so one association alone pays nothing); one that
@@ -17,7 +18,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from pacsnode.core.ingest import Expectation, Ingestor, Spooled
+from pacsnode.core.ingest import Expectation, Ingestor, Prepared, Spooled
 from pacsnode.core.results import IngestResult, Outcome, RejectReason
 
 MAX_BATCH = 64  # data sets per commit, at most
@@ -25,9 +26,7 @@ MAX_BATCH = 64  # data sets per commit, at most
 
 @dataclass
 class _Slot:
-    spooled: Spooled
-    expect: Expectation
-    sending_aet: str
+    prepared: Prepared
     result: IngestResult | None = None
     done: bool = field(default=False)
 
@@ -48,7 +47,10 @@ class GroupCommitter:
                        expect: Expectation | None = None) -> IngestResult:
         """Store ``spooled`` as :meth:`Ingestor.ingest_spooled` does, possibly together
         with data sets other threads submit at the same time; returns its own result."""
-        slot = _Slot(spooled, expect or Expectation(), sending_aet)
+        prepared = self.ingestor.prepare_spooled(spooled, expect or Expectation(), sending_aet)
+        if isinstance(prepared, IngestResult):
+            return prepared  # refused: nothing to commit
+        slot = _Slot(prepared)
         with self._changed:
             self._waiting.append(slot)
             while not slot.done and self._committing:
@@ -71,9 +73,7 @@ class GroupCommitter:
     def _commit(self, batch: list[_Slot]) -> None:
         error: BaseException | None = None
         try:
-            results = self.ingestor.ingest_spooled_many(
-                [(s.spooled, s.expect) for s in batch],
-                sending_aets=[s.sending_aet for s in batch])
+            results = self.ingestor.commit_prepared([s.prepared for s in batch])
         except BaseException as exc:  # every waiter must get an answer, whatever happened
             error = exc
             results = [IngestResult(Outcome.REJECTED, reason=RejectReason.OUT_OF_RESOURCES,

@@ -25,6 +25,7 @@ import logging
 import re
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -69,8 +70,9 @@ class Spooled:
 
 
 @dataclass
-class _Pending:
-    """A checked data set in a temporary file, on its way into the store and the index."""
+class Prepared:
+    """A checked data set in a temporary file, on its way into the store and the index
+    (:meth:`Ingestor.prepare_spooled`, then :meth:`Ingestor.commit_prepared`)."""
 
     temp: Path
     record: records.InstanceRecord
@@ -79,6 +81,7 @@ class _Pending:
     size: int
     offset: int
     sending_aet: str
+    sync: Future[None] | None = None  # the file's fsync, started before the header parse
     key: str = ""
     file_row: dict[str, Any] = field(default_factory=dict)
     created: bool = False
@@ -101,33 +104,41 @@ def storage_key(study_uid: str, sop_uid: str, digest: str) -> str:
     return f"{h[:2]}/{h[2:4]}/{study_uid}/{sop_uid}.{digest[:16]}.dcm"
 
 
-def _uid(ds: Dataset, keyword: str) -> str:
-    try:
-        value = ds.get(keyword)
-    except Exception:
-        return ""
-    return str(value).strip("\x00 ") if value is not None else ""
+_UID_TAGS = {"SOPClassUID": 0x00080016, "SOPInstanceUID": 0x00080018,
+             "StudyInstanceUID": 0x0020000D, "SeriesInstanceUID": 0x0020000E}
 
 
-def _check_uids(ds: Dataset, expect: Expectation) -> tuple[RejectReason, str] | None:
+def _uids(ds: Dataset) -> dict[str, str]:
+    """The four UIDs an archive needs, by keyword ('' when absent or unreadable)."""
+    found = {}
+    for keyword, tag in _UID_TAGS.items():
+        try:
+            elem = ds.get(tag)
+            value = elem.value if elem is not None else None
+        except Exception:
+            value = None
+        found[keyword] = str(value).strip("\x00 ") if value is not None else ""
+    return found
+
+
+def _check_uids(uids: dict[str, str], expect: Expectation) -> tuple[RejectReason, str] | None:
     """The minimum an archive needs, and agreement with the request (PS3.4 B.2.3)."""
-    for keyword in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
-        value = _uid(ds, keyword)
+    for keyword, value in uids.items():
         if not value:
             return RejectReason.MISSING_UID, f"{keyword} is missing"
         if len(value) > 64 or not UID_RE.match(value):
             return RejectReason.MISSING_UID, f"{keyword} {value[:70]!r} is not a valid UID"
-    if expect.sop_class_uid and _uid(ds, "SOPClassUID") != expect.sop_class_uid:
+    if expect.sop_class_uid and uids["SOPClassUID"] != expect.sop_class_uid:
         return (RejectReason.SOP_CLASS_MISMATCH,
-                f"SOPClassUID {_uid(ds, 'SOPClassUID')} differs from the request's "
+                f"SOPClassUID {uids['SOPClassUID']} differs from the request's "
                 f"{expect.sop_class_uid}")
-    if expect.sop_instance_uid and _uid(ds, "SOPInstanceUID") != expect.sop_instance_uid:
+    if expect.sop_instance_uid and uids["SOPInstanceUID"] != expect.sop_instance_uid:
         return (RejectReason.UID_MISMATCH,
-                f"SOPInstanceUID {_uid(ds, 'SOPInstanceUID')} differs from the request's "
+                f"SOPInstanceUID {uids['SOPInstanceUID']} differs from the request's "
                 f"{expect.sop_instance_uid}")
-    if expect.study_instance_uid and _uid(ds, "StudyInstanceUID") != expect.study_instance_uid:
+    if expect.study_instance_uid and uids["StudyInstanceUID"] != expect.study_instance_uid:
         return (RejectReason.UID_MISMATCH,
-                f"StudyInstanceUID {_uid(ds, 'StudyInstanceUID')} is not the study of the "
+                f"StudyInstanceUID {uids['StudyInstanceUID']} is not the study of the "
                 f"request, {expect.study_instance_uid}")
     return None
 
@@ -159,7 +170,7 @@ class Ingestor:
             return IngestResult(Outcome.REJECTED, reason=RejectReason.OUT_OF_RESOURCES,
                                 detail=f"cannot write the file: {exc}", **ids)
         try:
-            return self._place_safely([_Pending(temp, record, ids, digest, size, offset,
+            return self._place_safely([Prepared(temp, record, ids, digest, size, offset,
                                                 sending_aet)])[0]
         finally:
             self.store.discard_temp(temp)
@@ -169,8 +180,19 @@ class Ingestor:
         """Ingest a file already written in pacsnode's layout in the store's temporary
         directory (see :class:`Spooled`): nothing is copied. The file is left in place for
         the caller to remove; what is kept is a hard link to it."""
+        prepared = self.prepare_spooled(spooled, expect or Expectation(), sending_aet)
+        if isinstance(prepared, IngestResult):
+            return prepared
+        return self.commit_prepared([prepared])[0]
+
+    def prepare_spooled(self, spooled: Spooled, expect: Expectation,
+                        sending_aet: str = "") -> Prepared | IngestResult:
+        """Steps 1 and 3 begun: the file's fsync is started, then its header is parsed
+        and checked meanwhile. A rejection is returned as the result; otherwise
+        :meth:`commit_prepared` finishes (for one or several prepared files at once)."""
+        sync = self.store.start_sync(spooled.path)
         with open(spooled.path, "rb") as fp:
-            inspected = self._inspect(fp, expect or Expectation())
+            inspected = self._inspect(fp, expect, spooled.data_offset)
         if isinstance(inspected, IngestResult):
             return inspected
         header, record, ids = inspected
@@ -178,9 +200,13 @@ class Ingestor:
             return IngestResult(Outcome.REJECTED, reason=RejectReason.CANNOT_UNDERSTAND,
                                 detail="the spooled file's meta information is not "
                                        "pacsnode's", **ids)
-        return self._place_safely([_Pending(spooled.path, record, ids, spooled.digest,
-                                            spooled.size, spooled.data_offset,
-                                            sending_aet)])[0]
+        return Prepared(spooled.path, record, ids, spooled.digest, spooled.size,
+                        spooled.data_offset, sending_aet, sync)
+
+    def commit_prepared(self, batch: Sequence[Prepared]) -> list[IngestResult]:
+        """Steps 3 to 5 for prepared files: durable, linked, indexed in one transaction
+        (one result each, once all are durable and indexed, or all failed)."""
+        return self._place_safely(list(batch))
 
     def ingest_spooled_many(self, batch: Sequence[tuple[Spooled, Expectation]], *,
                             sending_aet: str = "",
@@ -188,50 +214,43 @@ class Ingestor:
         """Ingest several spooled files as :meth:`ingest_spooled` does each, with one
         directory fsync per directory and one index transaction for the batch (the
         results come once all are durable and indexed, or all failed). For a request
-        answered as a whole, such as a STOW-RS upload, or data sets of concurrent
-        associations (:mod:`pacsnode.core.group_commit`). ``sending_aets``: one calling AE
+        answered as a whole, such as a STOW-RS upload. ``sending_aets``: one calling AE
         title per data set, else ``sending_aet`` for all."""
         results: list[IngestResult | None] = []
-        pending: list[tuple[int, _Pending]] = []
+        pending: list[tuple[int, Prepared]] = []
         aets = list(sending_aets) if sending_aets is not None else [sending_aet] * len(batch)
         for (spooled, expect), aet in zip(batch, aets, strict=True):
-            with open(spooled.path, "rb") as fp:
-                inspected = self._inspect(fp, expect)
-            if isinstance(inspected, IngestResult):
-                results.append(inspected)
+            prepared = self.prepare_spooled(spooled, expect, aet)
+            if isinstance(prepared, IngestResult):
+                results.append(prepared)
                 continue
-            header, record, ids = inspected
-            if header.data_offset != spooled.data_offset:
-                results.append(IngestResult(
-                    Outcome.REJECTED, reason=RejectReason.CANNOT_UNDERSTAND,
-                    detail="the spooled file's meta information is not pacsnode's", **ids))
-                continue
-            pending.append((len(results), _Pending(
-                spooled.path, record, ids, spooled.digest, spooled.size,
-                spooled.data_offset, aet)))
+            pending.append((len(results), prepared))
             results.append(None)
-        for (index, _), result in zip(pending, self._place_safely([p for _, p in pending]),
+        for (index, _), result in zip(pending, self.commit_prepared([p for _, p in pending]),
                                       strict=True):
             results[index] = result
         return [r for r in results if r is not None]
 
-    def _inspect(self, fp: BinaryIO, expect: Expectation
+    def _inspect(self, fp: BinaryIO, expect: Expectation, data_offset: int | None = None
                  ) -> IngestResult | tuple[dicom_file.ParsedHeader, records.InstanceRecord,
                                            dict[str, Any]]:
         """Parse the header, check the UIDs and extract the index record; a rejection is
-        returned as the result."""
+        returned as the result. ``data_offset``: where the data set starts in a file in
+        pacsnode's layout (a spooled file), if known."""
         try:
-            header = dicom_file.read_header(fp)
+            header = (dicom_file.read_header(fp) if data_offset is None
+                      else dicom_file.read_header_at(fp, data_offset))
         except dicom_file.InvalidDicom as exc:
             return IngestResult(Outcome.REJECTED, reason=RejectReason.CANNOT_UNDERSTAND,
                                 detail=str(exc))
         ds = header.dataset
-        problem = _check_uids(ds, expect)
-        ids: dict[str, Any] = dict(sop_instance_uid=_uid(ds, "SOPInstanceUID"),
-                   sop_class_uid=_uid(ds, "SOPClassUID"),
-                   study_instance_uid=_uid(ds, "StudyInstanceUID"),
-                   series_instance_uid=_uid(ds, "SeriesInstanceUID"),
-                   transfer_syntax=header.transfer_syntax)
+        uids = _uids(ds)
+        problem = _check_uids(uids, expect)
+        ids: dict[str, Any] = dict(sop_instance_uid=uids["SOPInstanceUID"],
+                                   sop_class_uid=uids["SOPClassUID"],
+                                   study_instance_uid=uids["StudyInstanceUID"],
+                                   series_instance_uid=uids["SeriesInstanceUID"],
+                                   transfer_syntax=header.transfer_syntax)
         if problem is not None:
             return IngestResult(Outcome.REJECTED, reason=problem[0], detail=problem[1], **ids)
         try:
@@ -241,7 +260,7 @@ class Ingestor:
                                 detail=f"cannot index the data set: {exc}", **ids)
         return header, record, ids
 
-    def _place_safely(self, batch: list[_Pending]) -> list[IngestResult]:
+    def _place_safely(self, batch: list[Prepared]) -> list[IngestResult]:
         if not batch:
             return []
         try:
@@ -274,7 +293,7 @@ class Ingestor:
             raise
         return temp, h.hexdigest(), size, offset
 
-    def _place(self, batch: list[_Pending]) -> list[IngestResult]:
+    def _place(self, batch: list[Prepared]) -> list[IngestResult]:
         """Steps 3 to 5 of the module documentation for ``batch``: its files made durable
         and linked (one fsync per directory), then one index transaction, then the files
         not needed removed."""
@@ -286,9 +305,13 @@ class Ingestor:
                           "data_offset": p.offset, "digest": p.digest,
                           "source_aet": p.sending_aet[:16]}
         # The files are made durable before the index lock is taken, so fsync latency never
-        # holds up other writers; a file that turns out not to be needed is removed after.
-        for p, created in zip(batch, self.store.place_many([(p.temp, p.key) for p in batch]),
-                              strict=True):
+        # holds up other writers (the directories' fsyncs overlap with the index statements
+        # and end before the commit); a file that turns out not to be needed is removed
+        # after.
+        syncs = [p.sync if p.sync is not None else self.store.start_sync(p.temp)
+                 for p in batch]
+        placed = self.store.place_many([(p.temp, p.key) for p in batch], syncs=syncs)
+        for p, created in zip(batch, placed.created, strict=True):
             p.created = created
             if not created:  # the key's file has this data set, maybe behind other file
                 existing_size = self.store.size(p.key)  # meta (AE title): index it as is
@@ -309,6 +332,7 @@ class Ingestor:
                                 writer.remove_instances(conn, [existing])
                             writer.add_instance(conn, p.record, p.file_row, time.time())
                         decisions[i] = (outcome, existing)
+                    placed.wait()  # the new names are durable before the commit
             except sqlalchemy.exc.DBAPIError as exc:
                 if _retryable(exc):
                     # another writer indexed one of these UIDs meanwhile, or the database
@@ -325,12 +349,12 @@ class Ingestor:
                              detail="the instance kept changing under concurrent writers",
                              **p.ids) for p in batch]
 
-    def _forget_unindexed(self, batch: list[_Pending]) -> None:
+    def _forget_unindexed(self, batch: list[Prepared]) -> None:
         for p in batch:
             if p.created and not self._indexed(p.key):
                 self.store.delete(p.key)
 
-    def _settle(self, p: _Pending, outcome: Outcome,
+    def _settle(self, p: Prepared, outcome: Outcome,
                 existing: dict[str, Any] | None) -> IngestResult:
         """Step 5: remove the file the committed outcome no longer needs; the result."""
         if outcome is Outcome.REPLACED:

@@ -42,6 +42,16 @@ _FIND_INSTANCE = (
     .where(instance.c.sop_instance_uid == sa.bindparam("k_uid"))
 )
 
+# The common case in one statement: the series exists, under its study and patient.
+_HIERARCHY = (
+    sa.select(series, study, patient)
+    .join(study, study.c.pk == series.c.study_fk)
+    .join(patient, patient.c.pk == study.c.patient_fk)
+    .where(series.c.series_instance_uid == sa.bindparam("k_uid"))
+    .set_label_style(sa.LABEL_STYLE_TABLENAME_PLUS_COL)
+)
+_PREFIXES = (("patient_", patient), ("study_", study), ("series_", series))
+
 _ZERO_PATIENT = {"num_studies": 0, "num_series": 0, "num_instances": 0}
 _ZERO_STUDY = {"num_series": 0, "num_instances": 0, "modalities_in_study": "",
                "sop_classes_in_study": ""}
@@ -94,9 +104,37 @@ def _append_value(multi: str, value: str) -> str | None:
     return "\\".join(sorted([*values, value]))
 
 
+def _known_hierarchy(conn: Connection, rec: InstanceRecord) -> tuple[Row, Row, Row] | None:
+    """The patient, study and series rows of ``rec`` in one statement, if its series is
+    indexed under its study and its patient (the common case: the next instance of a
+    series); ``None`` otherwise."""
+    row = conn.execute(_HIERARCHY, {"k_uid": rec.series["series_instance_uid"]}
+                       ).mappings().first()
+    if row is None:
+        return None
+    found = []
+    for prefix, table in _PREFIXES:
+        found.append({c.name: row[prefix + c.name] for c in table.columns})
+    pat, st, se = found
+    if (st["study_instance_uid"] != rec.study["study_instance_uid"]
+            or pat["patient_id"] != rec.patient["patient_id"]
+            or pat["issuer_of_patient_id"] != rec.patient["issuer_of_patient_id"]):
+        return None
+    return pat, st, se
+
+
 def add_instance(conn: Connection, rec: InstanceRecord, file_row: Row, now: float) -> int:
     """Index a new instance (its SOP Instance UID must not be indexed yet).
     Returns the new instance's primary key."""
+    known = _known_hierarchy(conn, rec)
+    if known is not None:
+        pat, st, se = known
+        for table, row, new in ((patient, pat, rec.patient), (study, st, rec.study),
+                                (series, se, rec.series)):
+            _refresh(conn, table, row, new, now)
+        # Modalities in Study must follow a series' new Modality
+        remodal = {(pat["pk"], st["pk"])} if se["modality"] != rec.series["modality"] else set()
+        return _add_below(conn, rec, file_row, now, pat, (st, False), (se, False), remodal)
     pat, _ = _get_or_create(
         conn, patient, _BY_PATIENT_KEY,
         {"k_patient_id": rec.patient["patient_id"],
@@ -129,7 +167,17 @@ def add_instance(conn: Connection, rec: InstanceRecord, file_row: Row, now: floa
     if not se_new and se["modality"] != rec.series["modality"]:
         moved.add((pat["pk"], st["pk"]))  # Modalities in Study must follow the new Modality
     _refresh(conn, series, se, rec.series, now)
+    return _add_below(conn, rec, file_row, now, pat, (st, st_new), (se, se_new), moved)
 
+
+def _add_below(conn: Connection, rec: InstanceRecord, file_row: Row, now: float, pat: Row,
+               study_row: tuple[Row, bool], series_row: tuple[Row, bool],
+               moved: set[tuple[int, int]]) -> int:
+    """Insert the instance row under its series and keep the derived attributes right:
+    bumped counts, or a recount of the rows in ``moved``. (``study_row`` and
+    ``series_row``: each row, and whether it was created by this instance.)"""
+    st, st_new = study_row
+    se, se_new = series_row
     result = conn.execute(_INSERT_INSTANCE, {**rec.instance, **file_row,
                                              "series_fk": se["pk"], "received_at": now})
     key = result.inserted_primary_key

@@ -10,8 +10,9 @@ durable and gives it its key atomically, ``discard_temp()`` removes the temporar
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 
 class StorageError(OSError):
@@ -28,8 +29,13 @@ class BlobStore(Protocol):
         """Make ``temp`` durable and atomically give it the name ``key``; False if ``key``
         already exists (keys embed the content digest: the same bytes are there)."""
 
-    def place_many(self, items: Sequence[tuple[Path, str]]) -> list[bool]:
-        """:meth:`place` for several (temp, key) pairs at once, all or nothing."""
+    def start_sync(self, temp: Path) -> Future[None]:
+        """Start making a finished temporary file durable in the background."""
+
+    def place_many(self, items: Sequence[tuple[Path, str]], *,
+                   syncs: Sequence[Future[None]] | None = None) -> Any:
+        """:meth:`place` for several (temp, key) pairs at once, all or nothing; returns
+        which keys were created, and a ``wait()`` to call before the index commit."""
 
     def discard_temp(self, temp: Path) -> None:
         """Remove a temporary file that will not be committed."""

@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -36,17 +36,39 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_files(paths: Sequence[Path]) -> None:
-    """fsync every file; several at once on a small shared pool of threads."""
+def _pool() -> ThreadPoolExecutor:
     global _fsync_pool
-    if len(paths) == 1:
-        _fsync_path(paths[0])
-        return
     with _fsync_pool_lock:
         if _fsync_pool is None:
             _fsync_pool = ThreadPoolExecutor(_FSYNC_THREADS, thread_name_prefix="pacsnode-fsync")
-    for future in [_fsync_pool.submit(_fsync_path, p) for p in paths]:
-        future.result()
+        return _fsync_pool
+
+
+def _done() -> Future[None]:
+    future: Future[None] = Future()
+    future.set_result(None)
+    return future
+
+
+class Placed:
+    """The outcome of :meth:`FileSystemStore.place_many`: which names were created, and the
+    fsyncs of their directories, still running (they overlap with the caller's index
+    work). :meth:`wait` before relying on the names, i.e. before the index commit."""
+
+    def __init__(self, created: list[bool], dir_syncs: list[Future[None]],
+                 keys: list[str]) -> None:
+        self.created = created
+        self._dir_syncs = dir_syncs
+        self._keys = keys
+
+    def wait(self) -> None:
+        """Block until every new name is durable; :class:`StorageError` if one is not."""
+        for future in self._dir_syncs:
+            try:
+                future.result()
+            except OSError as exc:
+                raise StorageError(exc.errno, f"cannot store blob(s) "
+                                   f"{', '.join(self._keys[:3])}: {exc.strerror}") from exc
 
 
 def _fsync_dir(path: Path) -> None:
@@ -91,22 +113,34 @@ class FileSystemStore:
         fd, name = tempfile.mkstemp(suffix=".part", dir=self.temp_dir)
         return os.fdopen(fd, "wb"), Path(name)
 
+    def start_sync(self, temp: Path) -> Future[None]:
+        """Start making a finished temporary file's bytes durable (fsync) in the background,
+        so that it overlaps with the caller's work; :meth:`place_many` waits for it."""
+        return _pool().submit(_fsync_path, temp) if self.fsync else _done()
+
     def place(self, temp: Path, key: str) -> bool:
         """Make ``temp`` durable and give it the name ``key`` (a hard link, so ``temp`` stays
         until discarded). Returns False when ``key`` already exists: keys embed the content
         digest, so an existing file holds the same bytes and is left untouched."""
-        return self.place_many([(temp, key)])[0]
+        placed = self.place_many([(temp, key)])
+        placed.wait()
+        return placed.created[0]
 
-    def place_many(self, items: Sequence[tuple[Path, str]]) -> list[bool]:
+    def place_many(self, items: Sequence[tuple[Path, str]], *,
+                   syncs: Sequence[Future[None]] | None = None) -> Placed:
         """:meth:`place` for several files: each is fsynced (concurrently, so the
-        filesystem can commit them together), linked to its key, then each directory that
-        got a new name is fsynced once. All or nothing: on an error the names given here
-        are removed again and :class:`StorageError` is raised."""
+        filesystem can commit them together; ``syncs``: the fsyncs already started with
+        :meth:`start_sync`, one per item), linked to its key, then the fsync of each
+        directory that got a new name is started — :meth:`Placed.wait` waits for those.
+        On an error here the names given are removed again and :class:`StorageError` is
+        raised."""
         targets = [(temp, self.path_of(key), key) for temp, key in items]
         linked: list[Path] = []
         try:
-            if self.fsync:
-                _fsync_files([temp for temp, _, _ in targets])
+            if syncs is None:
+                syncs = [self.start_sync(temp) for temp, _, _ in targets]
+            for future in syncs:
+                future.result()
             created: list[bool] = []
             directories: dict[Path, None] = {}
             for temp, target, _key in targets:
@@ -119,10 +153,9 @@ class FileSystemStore:
                 linked.append(target)
                 created.append(True)
                 directories.setdefault(target.parent)
-            if self.fsync:
-                for directory in directories:
-                    _fsync_dir(directory)
-            return created
+            dir_syncs = ([_pool().submit(_fsync_dir, d) for d in directories] if self.fsync
+                         else [])
+            return Placed(created, dir_syncs, [key for _, _, key in targets])
         except OSError as exc:
             for target in linked:
                 with contextlib.suppress(OSError):
