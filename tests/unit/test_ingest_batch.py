@@ -6,10 +6,13 @@ behind. Both index backends."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import sqlalchemy.exc
 
 import pacsnode.index.writer
@@ -17,6 +20,7 @@ from pacsnode.core.archive import Archive
 from pacsnode.core.ingest import Spooled
 from pacsnode.core.results import Outcome, RejectReason
 from pacsnode.core.spool_file import Part10Spool
+from pacsnode.index.schema import instance
 from pacsnode.storage import filesystem
 from tests.unit.dicomdata import (
     assert_index_matches,
@@ -120,3 +124,22 @@ def test_a_storage_failure_removes_the_names_given(archive: Archive, data_dir: P
     assert {r.reason for r in results} == {RejectReason.OUT_OF_RESOURCES}
     assert blob_files(data_dir) == set()
     assert archive.counts()["instances"] == 0
+
+
+def test_a_spooled_file_without_digest_is_hashed_by_the_core(
+        open_archive: Callable[..., Archive]) -> None:
+    """The C-STORE spool leaves a large data set unhashed (core/spool_file.py): the index
+    must still record the SHA-256 of its bytes, which ``check`` and duplicates rely on."""
+    archive = open_archive()
+    ds = make_dataset()
+    spooled = spool(archive, part10(ds))
+    unhashed = dataclasses.replace(spooled, digest="")
+    result = archive.ingest_spooled(unhashed)
+    assert result.outcome is Outcome.STORED
+    data = spooled.path.read_bytes()[spooled.data_offset:]
+    with archive.engine.connect() as conn:
+        digest = conn.execute(sa.select(instance.c.digest).where(
+            instance.c.sop_instance_uid == ds.SOPInstanceUID)).scalar_one()
+    assert digest == hashlib.sha256(data).hexdigest()
+    again = archive.ingest_spooled(dataclasses.replace(spool(archive, part10(ds)), digest=""))
+    assert again.outcome is Outcome.ALREADY_PRESENT

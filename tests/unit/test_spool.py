@@ -63,3 +63,14 @@ def test_unwritable_request_uid_falls_back_to_a_plain_spool(tmp_path):
     assert fp.spooled() is None  # the handler takes the copying path, which rejects it
     data = fp.path.read_bytes()
     assert data[128:132] == b"DICM" and data.endswith(b"abc")
+
+
+def test_a_large_fragment_is_left_for_the_core_to_hash(tmp_path):
+    """A whole image arriving in one PDU is not hashed on the network thread."""
+    fragments = [b"\x08\x00\x16\x00UI\x1a\x00" + CTImageStorage.encode() + b"\x00",
+                 bytes(range(256)) * 1024]  # 256 KiB
+    fp = _receive(tmp_path, "1.2.3.4", fragments)
+    spooled = fp.spooled()
+    assert spooled is not None
+    assert spooled.digest == ""
+    assert spooled.path.read_bytes()[spooled.data_offset:] == b"".join(fragments)

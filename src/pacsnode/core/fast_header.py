@@ -25,7 +25,7 @@ from pydicom.tag import BaseTag
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 from pydicom.values import empty_value_for_VR
 
-READ_SIZE = 64 * 1024
+READ_SIZE = 16 * 1024
 _VRS_32 = frozenset(vr.encode("ascii") for vr in EXPLICIT_VR_LENGTH_32)
 _VRS_16 = frozenset({b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS",
                      b"LO", b"LT", b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL",

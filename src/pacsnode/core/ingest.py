@@ -25,7 +25,7 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -61,7 +61,8 @@ class Expectation:
 class Spooled:
     """A received data set already written in pacsnode's file layout (preamble, pacsnode's
     file meta, then the data set bytes as received) in the store's temporary directory,
-    with the SHA-256 of the data set bytes computed while it was written."""
+    with the SHA-256 of the data set bytes computed while it was written (``digest`` empty:
+    not computed; the core hashes the file)."""
 
     path: Path
     digest: str
@@ -82,6 +83,7 @@ class Prepared:
     offset: int
     sending_aet: str
     sync: Future[None] | None = None  # the file's fsync, started before the header parse
+    digesting: Future[str] | None = None  # the data set's hash, when the spool had none
     key: str = ""
     file_row: dict[str, Any] = field(default_factory=dict)
     created: bool = False
@@ -95,6 +97,19 @@ def _retryable(exc: sqlalchemy.exc.DBAPIError) -> bool:
     if isinstance(exc, sqlalchemy.exc.IntegrityError):
         return True
     return getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES
+
+
+_digest_pool = ThreadPoolExecutor(2, thread_name_prefix="pacsnode-digest")
+
+
+def _file_digest(path: Path, data_offset: int) -> str:
+    """SHA-256 of the data set bytes of a file (from ``data_offset`` to the end)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fp:
+        fp.seek(data_offset)
+        while chunk := fp.read(COPY_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def storage_key(study_uid: str, sop_uid: str, digest: str) -> str:
@@ -191,6 +206,8 @@ class Ingestor:
         and checked meanwhile. A rejection is returned as the result; otherwise
         :meth:`commit_prepared` finishes (for one or several prepared files at once)."""
         sync = self.store.start_sync(spooled.path)
+        digesting = (None if spooled.digest else
+                     _digest_pool.submit(_file_digest, spooled.path, spooled.data_offset))
         with open(spooled.path, "rb") as fp:
             inspected = self._inspect(fp, expect, spooled.data_offset)
         if isinstance(inspected, IngestResult):
@@ -201,7 +218,7 @@ class Ingestor:
                                 detail="the spooled file's meta information is not "
                                        "pacsnode's", **ids)
         return Prepared(spooled.path, record, ids, spooled.digest, spooled.size,
-                        spooled.data_offset, sending_aet, sync)
+                        spooled.data_offset, sending_aet, sync, digesting)
 
     def commit_prepared(self, batch: Sequence[Prepared]) -> list[IngestResult]:
         """Steps 3 to 5 for prepared files: durable, linked, indexed in one transaction
@@ -298,6 +315,8 @@ class Ingestor:
         and linked (one fsync per directory), then one index transaction, then the files
         not needed removed."""
         for p in batch:
+            if p.digesting is not None:
+                p.digest = p.digesting.result()
             p.key = storage_key(p.ids["study_instance_uid"], p.ids["sop_instance_uid"],
                                 p.digest)
             p.file_row = {"transfer_syntax_uid": p.ids["transfer_syntax"],

@@ -13,13 +13,18 @@ store's temporary directory — so the core places it without copying it
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import io
 import os
 import struct
+import sys
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pydicom
 
@@ -28,6 +33,28 @@ from pacsnode.core.ingest import Spooled
 
 _GROUP_LENGTH = b"\x02\x00\x00\x00UL\x04\x00"  # (0002,0000) UL, explicit VR little endian
 _META_START = 132  # preamble and "DICM"
+LARGE_FRAGMENT = 64 * 1024
+_SYNC_FILE_RANGE_WRITE = 2  # start write-out of dirty pages, do not wait (linux/fs.h)
+
+
+def _load_sync_file_range() -> Callable[[int, int, int], None] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        call = libc.sync_file_range
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    call.restype = ctypes.c_int
+
+    def start_writeback(fd: int, offset: int, length: int) -> None:
+        call(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # advisory: errors are ignored
+
+    return start_writeback
+
+
+_start_writeback = _load_sync_file_range()
 
 
 class SpoolFile:
@@ -44,7 +71,7 @@ class SpoolFile:
         self.name = str(self.path)
         self._fd: int | None = os.open(
             self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        self._hash = hashlib.sha256()
+        self._hash: Any = hashlib.sha256()  # None once a large fragment came
         self.data_offset: int | None = None
         self.foreign = False  # pynetdicom's own file meta was written: not in our layout
         self.size = 0
@@ -58,8 +85,15 @@ class SpoolFile:
     def write(self, data: bytes | bytearray | memoryview) -> int:
         if self.data_offset is None:
             return len(data)
-        self._hash.update(data)
+        start = self.size
+        large = len(data) >= LARGE_FRAGMENT
+        if large:
+            self._hash = None  # hashed by the core, off this thread
+        elif self._hash is not None:
+            self._hash.update(data)
         self._write_all(data)
+        if large and _start_writeback is not None and self._fd is not None:
+            _start_writeback(self._fd, start, len(data))
         return len(data)
 
     def _write_all(self, data: bytes | bytearray | memoryview) -> None:
@@ -83,7 +117,8 @@ class SpoolFile:
         """The spooled file for the core, or None if pacsnode's header was never written."""
         if self.data_offset is None or self.foreign:
             return None
-        return Spooled(path=self.path, digest=self._hash.hexdigest(),
+        return Spooled(path=self.path,
+                       digest=self._hash.hexdigest() if self._hash is not None else "",
                        data_offset=self.data_offset, size=self.size)
 
 
