@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import sqlalchemy.exc
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from sqlalchemy.engine import Engine
 
@@ -124,12 +125,20 @@ _UID_TAGS = {"SOPClassUID": 0x00080016, "SOPInstanceUID": 0x00080018,
 
 
 def _uids(ds: Dataset) -> dict[str, str]:
-    """The four UIDs an archive needs, by keyword ('' when absent or unreadable)."""
+    """The four UIDs an archive needs, by keyword ('' when absent or unreadable). A raw
+    value in plain ASCII is read as it is (a UI value is ASCII in every character set,
+    PS3.5 6.2); anything else goes through pydicom."""
     found = {}
     for keyword, tag in _UID_TAGS.items():
+        value: Any = None
         try:
-            elem = ds.get(tag)
-            value = elem.value if elem is not None else None
+            raw = ds.get_item(tag, keep_deferred=True)
+            if (isinstance(raw, RawDataElement) and isinstance(raw.value, bytes)
+                    and raw.value.isascii()):
+                value = raw.value.decode("ascii")
+            else:
+                elem = ds.get(tag)
+                value = elem.value if elem is not None else None
         except Exception:
             value = None
         found[keyword] = str(value).strip("\x00 ") if value is not None else ""
