@@ -722,7 +722,7 @@ def run_one(
     result.mb_per_s = round(corpus.dataset_bytes / MB / seconds, 1)
     result.status = _status(codes, received, len(corpus.files), run_dir)
     if result.status == "ok" and not args.keep_data:
-        shutil.rmtree(run_dir)
+        args.to_remove.append(run_dir)  # at the end: see remove_at_end()
     return result
 
 
@@ -957,6 +957,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     opts = make_options(args)
     targets = available_targets(args, opts)
     args.workdir.mkdir(parents=True, exist_ok=True)
+    args.to_remove = []
+    earlier = args.workdir / "runs"
+    if earlier.exists() and not args.keep_data:  # an earlier benchmark's: removed at the end
+        args.to_remove.append(earlier.rename(args.workdir / f"runs-old-{time.time_ns()}"))
     corpora: list[Corpus] = []
     results: list[RunResult] = []
     interrupted = False
@@ -968,10 +972,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for kind, n in (("ct", args.ct), ("tiny", args.tiny))
                 if n > 0
             ]
+            # Targets take turns run by run, so that a slow spell of the machine falls on
+            # all of them alike.
             for corpus in corpora:
-                for target in targets:
-                    for assocs in args.assocs:
-                        for run in range(1, args.repeat + 1):
+                for assocs in args.assocs:
+                    for run in range(1, args.repeat + 1):
+                        for target in targets:
                             results.append(
                                 _run_reporting(target, corpus, assocs, run, args, opts, reg)
                             )
@@ -980,10 +986,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("\ninterrupted: stopping servers", file=sys.stderr)
         finally:
             reg.stop_all()
+            remove_at_end(args.to_remove)
     write_report(args, opts, corpora, results)
     if interrupted:
         return 130
     return 0 if results and all(r.status == "ok" for r in results) else 1
+
+
+def remove_at_end(paths: Sequence[Path]) -> None:
+    """Remove the servers' data once every run is done, not between runs: right after
+    thousands of files are deleted, ext4 allocates new inodes in the same block groups
+    slowly for a few minutes (it skips recently deleted inodes one by one), which slowed
+    whichever server ran next, most of all one that creates its files in one directory."""
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def make_options(args: argparse.Namespace) -> Options:
