@@ -536,14 +536,18 @@ def _pacsnode_ls_count(exe: str, data: Path) -> int | None:
     return len(listing) if isinstance(listing, list) else None
 
 
-def start_pacsnode(run_dir: Path, opts: Options, reg: ProcessRegistry) -> Server:
-    """Start ``pacsnode serve`` on free loopback ports with a fresh data dir."""
+def start_pacsnode(run_dir: Path, opts: Options, reg: ProcessRegistry, *,
+                   null_store: bool = False) -> Server:
+    """Start ``pacsnode serve`` on free loopback ports with a fresh data dir (with
+    ``null_store``: ``bench/null_store.py serve``, whose C-STORE handler only answers)."""
     if opts.pacsnode is None:
         raise BenchError("pacsnode not installed")
     data, log = run_dir / "data", run_dir / "server.log"
     dicom_port, http_port = free_port(), free_port()
+    launcher = ([sys.executable, str(Path(__file__).with_name("null_store.py"))] if null_store
+                else [opts.pacsnode])
     cmd = [
-        opts.pacsnode,
+        *launcher,
         "serve",
         "--data-dir",
         str(data),
@@ -562,11 +566,19 @@ def start_pacsnode(run_dir: Path, opts: Options, reg: ProcessRegistry) -> Server
         dicom_port,
         data,
         log,
-        lambda: count_files(data, suffix=".dcm", skip="tmp"),
-        ".dcm files",
+        (lambda: _null_count(data)) if null_store
+        else (lambda: count_files(data, suffix=".dcm", skip="tmp")),
+        "answered C-STOREs" if null_store else ".dcm files",
     )
     wait_ready(server, opts, reg)
     return server
+
+
+def _null_count(data: Path) -> int:
+    try:
+        return (data / "null-store-count").stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 # --------------------------------------------------------------------------- a run
@@ -676,6 +688,7 @@ STARTERS: dict[str, Callable[[Path, Options, ProcessRegistry], Server]] = {
     "storescp": lambda d, o, r: start_storescp(d, o, r, fork=False),
     "storescp-fork": lambda d, o, r: start_storescp(d, o, r, fork=True),
     "orthanc": start_orthanc,
+    "pacsnode-null": lambda d, o, r: start_pacsnode(d, o, r, null_store=True),
     "pacsnode": start_pacsnode,
 }
 
