@@ -39,7 +39,7 @@ def _nested_bulk_handler(elem: DataElement) -> str:
 
 def _raw_vr(raw: RawDataElement) -> str:
     if raw.VR:
-        return str(raw.VR)
+        return raw.VR
     try:
         return str(dictionary_VR(raw.tag))
     except KeyError:
@@ -76,6 +76,19 @@ def element_json(ds: Dataset, tag: int) -> JsonDict | None:
         return None
 
 
+_TAG_INFO: dict[int, tuple[str, Level]] = {}  # tag -> (DICOM JSON key, level), memoised
+_TAG_INFO_MAX = 20_000  # bounded: private tags of odd senders must not grow it forever
+
+
+def _tag_info(tag: int) -> tuple[str, Level]:
+    info = _TAG_INFO.get(tag)
+    if info is None:
+        info = (f"{tag:08X}", level_of(tag))
+        if len(_TAG_INFO) < _TAG_INFO_MAX:
+            _TAG_INFO[tag] = info
+    return info
+
+
 def split_levels(ds: Dataset) -> dict[Level, JsonDict]:
     """Every top-level attribute of ``ds`` (file meta and group lengths excluded) as DICOM
     JSON, grouped by the level that keeps it."""
@@ -91,7 +104,8 @@ def split_levels(ds: Dataset) -> dict[Level, JsonDict]:
         if value is None:
             value = element_json(ds, tag)
         if value is not None:
-            out[level_of(tag)][f"{tag:08X}"] = value
+            key, level = _tag_info(tag)
+            out[level][key] = value
     if charset is not None:
         # Values are decoded to Unicode; keep the original character set for reference at
         # every level so each level's JSON is self-describing.
