@@ -13,6 +13,10 @@ success durable and a crash harmless.
    the rows (replacing the old instance's rows under the ``replace`` policy).
 5. Only then delete the replaced file, or the new file if it was not kept.
 
+For a spooled file, step 3's fsync starts before step 1 (the file is complete: it runs while
+the header is parsed) and the directory's fsync runs during step 4's statements; the commit
+still waits for both, so the order above holds.
+
 A crash before the commit leaves a complete file the index does not know (``check --repair``
 adopts or removes it); a crash after it leaves, at worst, a replaced file not yet deleted
 (an orphan ``check --repair`` removes). Nothing half-written is ever indexed.
