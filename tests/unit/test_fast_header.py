@@ -44,14 +44,14 @@ def _raw(elem: object) -> tuple[object, ...]:
             elem.is_implicit_VR, elem.is_little_endian)
 
 
-CORPUS = _corpus()
+# Files with a transfer syntax (a spooled file always has one): the rest cannot be laid out.
+CORPUS = [p for p in _corpus() if _spooled_layout(p) is not None]
 
 
 @pytest.mark.parametrize("path", CORPUS, ids=[p.name for p in CORPUS])
 def test_scan_reads_what_pydicom_reads(path: Path, tmp_path: Path) -> None:
     laid_out = _spooled_layout(path)
-    if laid_out is None:
-        pytest.skip("pydicom cannot read this file's meta information")
+    assert laid_out is not None
     content, offset = laid_out
     spooled = tmp_path / "spooled.dcm"
     spooled.write_bytes(content)
