@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from pacsnode.index.direct import Direct
 from pacsnode.index.records import InstanceRecord, Row
 from pacsnode.index.schema import instance, patient, series, study
 
@@ -28,14 +29,15 @@ _BY_STUDY_UID = study.c.study_instance_uid == sa.bindparam("k_uid")
 _BY_SERIES_UID = series.c.series_instance_uid == sa.bindparam("k_uid")
 _SELECTS = {id(w): sa.select(t).where(w) for t, w in
             ((patient, _BY_PATIENT_KEY), (study, _BY_STUDY_UID), (series, _BY_SERIES_UID))}
-_INSERT_INSTANCE = instance.insert()
-_BUMP_SERIES = (series.update().where(series.c.pk == sa.bindparam("k_pk"))
-                .values(num_instances=series.c.num_instances + 1))
-_BUMP_STUDY = (study.update().where(study.c.pk == sa.bindparam("k_pk"))
-               .values(num_instances=study.c.num_instances + 1))
-_BUMP_PATIENT = (patient.update().where(patient.c.pk == sa.bindparam("k_pk"))
-                 .values(num_instances=patient.c.num_instances + 1))
-_FIND_INSTANCE = (
+# The statements every instance runs go straight to the DBAPI cursor (index/direct.py).
+_INSERT_INSTANCE = Direct(instance.insert().returning(instance.c.pk))
+_BUMP_SERIES = Direct(series.update().where(series.c.pk == sa.bindparam("k_pk"))
+                      .values(num_instances=series.c.num_instances + 1))
+_BUMP_STUDY = Direct(study.update().where(study.c.pk == sa.bindparam("k_pk"))
+                     .values(num_instances=study.c.num_instances + 1))
+_BUMP_PATIENT = Direct(patient.update().where(patient.c.pk == sa.bindparam("k_pk"))
+                       .values(num_instances=patient.c.num_instances + 1))
+_FIND_INSTANCE = Direct(
     sa.select(instance, series.c.study_fk, study.c.patient_fk)
     .join(series, series.c.pk == instance.c.series_fk)
     .join(study, study.c.pk == series.c.study_fk)
@@ -43,7 +45,7 @@ _FIND_INSTANCE = (
 )
 
 # The common case in one statement: the series exists, under its study and patient.
-_HIERARCHY = (
+_HIERARCHY = Direct(
     sa.select(series, study, patient)
     .join(study, study.c.pk == series.c.study_fk)
     .join(patient, patient.c.pk == study.c.patient_fk)
@@ -108,8 +110,7 @@ def _known_hierarchy(conn: Connection, rec: InstanceRecord) -> tuple[Row, Row, R
     """The patient, study and series rows of ``rec`` in one statement, if its series is
     indexed under its study and its patient (the common case: the next instance of a
     series); ``None`` otherwise."""
-    row = conn.execute(_HIERARCHY, {"k_uid": rec.series["series_instance_uid"]}
-                       ).mappings().first()
+    row = _HIERARCHY.first(conn, {"k_uid": rec.series["series_instance_uid"]})
     if row is None:
         return None
     found = []
@@ -178,18 +179,17 @@ def _add_below(conn: Connection, rec: InstanceRecord, file_row: Row, now: float,
     ``series_row``: each row, and whether it was created by this instance.)"""
     st, st_new = study_row
     se, se_new = series_row
-    result = conn.execute(_INSERT_INSTANCE, {**rec.instance, **file_row,
+    inserted = _INSERT_INSTANCE.first(conn, {**rec.instance, **file_row,
                                              "series_fk": se["pk"], "received_at": now})
-    key = result.inserted_primary_key
-    assert key is not None
-    inst_pk = int(key[0])
+    assert inserted is not None
+    inst_pk = int(inserted["pk"])
 
     if moved:
         moved.add((pat["pk"], st["pk"]))
         recount(conn, {p for p, _ in moved}, {s for _, s in moved})
         return inst_pk
 
-    conn.execute(_BUMP_SERIES, {"k_pk": se["pk"]})
+    _BUMP_SERIES.run(conn, {"k_pk": se["pk"]})
     study_values: dict[str, Any] = {}
     patient_values: dict[str, Any] = {}
     if se_new:
@@ -203,8 +203,8 @@ def _add_below(conn: Connection, rec: InstanceRecord, file_row: Row, now: float,
     sop_classes = _append_value(st["sop_classes_in_study"], rec.instance["sop_class_uid"])
     if sop_classes is not None:
         study_values["sop_classes_in_study"] = sop_classes
-    conn.execute(_BUMP_STUDY, {"k_pk": st["pk"]})
-    conn.execute(_BUMP_PATIENT, {"k_pk": pat["pk"]})
+    _BUMP_STUDY.run(conn, {"k_pk": st["pk"]})
+    _BUMP_PATIENT.run(conn, {"k_pk": pat["pk"]})
     if study_values:
         conn.execute(study.update().where(study.c.pk == st["pk"]).values(study_values))
     if patient_values:
@@ -233,8 +233,7 @@ def lock_parents(conn: Connection, records: Sequence[InstanceRecord]) -> None:
 
 def find_instance(conn: Connection, sop_instance_uid: str) -> Row | None:
     """The instance row with its series, study and patient keys, or ``None``."""
-    row = conn.execute(_FIND_INSTANCE, {"k_uid": sop_instance_uid}).mappings().first()
-    return dict(row) if row is not None else None
+    return _FIND_INSTANCE.first(conn, {"k_uid": sop_instance_uid})
 
 
 def key_is_indexed(conn: Connection, storage_key: str) -> bool:
