@@ -10,16 +10,15 @@ results come from the corpus table, not from pacsnode.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage
+from pydicom.dataset import Dataset
+from pydicom.uid import MRImageStorage
 
 from pacsnode.synthetic import generate_corpus
-from tests.conftest import DCMTK_ENV, PacsnodeServer, dcmtk
+from tests.conftest import PacsnodeServer
+from tests.findscu import run_findscu
 from tests.unit.dicomdata import make_dataset
 
 pytestmark = pytest.mark.dcmtk
@@ -81,31 +80,14 @@ def findscu(server: PacsnodeServer, work: Path, level: str, keys: dict[str, obje
             charset: str | list[str] | None = None, model: str = STUDY_ROOT,
             extra: tuple[str, ...] = ()) -> tuple[list[Dataset], str]:
     """Send one C-FIND (the query written as a file by pydicom); the responses and output."""
-    work.mkdir(parents=True, exist_ok=True)
     query = Dataset()
     if charset is not None:
         query.SpecificCharacterSet = charset
     query.QueryRetrieveLevel = level
     for keyword, value in keys.items():
         setattr(query, keyword, value)
-    query.file_meta = FileMetaDataset()
-    query.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    query.file_meta.MediaStorageSOPClassUID = model
-    query.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
-    qfile = work / "query.dcm"
-    query.save_as(qfile, enforce_file_format=True)
-    out = work / "rsp"
-    out.mkdir(exist_ok=True)
-    for old in out.iterdir():
-        old.unlink()
-    flag = "-S" if model == STUDY_ROOT else "-P"
-    proc = subprocess.run([dcmtk("findscu"), "-v", flag, "-aec", server.aet, "-X", "-od",
-                           str(out), *extra, "127.0.0.1", str(server.port), str(qfile)],
-                          capture_output=True, env=DCMTK_ENV, timeout=60)
-    output = (proc.stdout + proc.stderr).decode("utf-8", "replace")
-    assert proc.returncode == 0, output
-    responses = [pydicom.dcmread(p) for p in sorted(out.iterdir())]
-    return responses, output
+    return run_findscu(server, work, query, sop_class=model,
+                       model_flag="-S" if model == STUDY_ROOT else "-P", options=extra)
 
 
 def values(responses: list[Dataset], keyword: str) -> list[str]:

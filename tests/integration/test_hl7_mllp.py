@@ -29,8 +29,8 @@ from tests.conftest import (
     pg_database,
     require_postgres,
 )
+from tests.findscu import find_worklist
 from tests.hl7_messages import ack_fields, omi, orm, pid, send
-from tests.mwl_find import find_worklist
 
 pytestmark = pytest.mark.dcmtk
 

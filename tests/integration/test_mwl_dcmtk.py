@@ -25,7 +25,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pacsnode.core import worklist
 from pacsnode.core.archive import Archive
 from tests.conftest import DCMTK_ENV, PacsnodeServer, dcmtk
-from tests.mwl_find import find_worklist
+from tests.findscu import find_worklist
 
 pytestmark = pytest.mark.dcmtk
 
