@@ -89,30 +89,63 @@ def _tag_info(tag: int) -> tuple[str, Level]:
     return info
 
 
-def split_levels(ds: Dataset) -> dict[Level, JsonDict]:
-    """Every top-level attribute of ``ds`` (file meta and group lengths excluded) as DICOM
-    JSON, grouped by the level that keeps it."""
-    out: dict[Level, JsonDict] = {level: {} for level in Level}
-    charset = ds.get_item(0x00080005)
-    # items() gives the elements as stored (raw ones unconverted, deferred ones unread)
+Stored = Any  # an element as a Dataset stores it: RawDataElement or DataElement
+Grouped = dict[Level, list[tuple[int, Stored]]]
+
+
+def group_levels(ds: Dataset) -> Grouped:
+    """Every top-level element of ``ds`` as stored (raw ones unconverted, deferred ones
+    unread; file meta, group lengths and item delimiters left out), grouped by the level
+    that keeps it."""
+    out: Grouped = {level: [] for level in Level}
     for base_tag, stored in list(ds.items()):
         tag = int(base_tag)
         group, elem_no = tag >> 16, tag & 0xFFFF
         if group == 0x0002 or elem_no == 0 or tag == 0xFFFAFFFA or tag == 0xFFFCFFFC:
             continue
+        out[_tag_info(tag)[1]].append((tag, stored))
+    return out
+
+
+def level_json(ds: Dataset, elements: list[tuple[int, Stored]]) -> JsonDict:
+    """DICOM JSON of ``elements`` (one level's, from :func:`group_levels`) of ``ds``."""
+    out: JsonDict = {}
+    for tag, stored in elements:
         value = _raw_json(stored) if isinstance(stored, RawDataElement) else None
         if value is None:
             value = element_json(ds, tag)
         if value is not None:
-            key, level = _tag_info(tag)
-            out[level][key] = value
-    if charset is not None:
-        # Values are decoded to Unicode; keep the original character set for reference at
-        # every level so each level's JSON is self-describing.
-        cs = out[Level.IMAGE].get("00080005")
-        if cs is not None:
-            for level in (Level.PATIENT, Level.STUDY, Level.SERIES):
-                out[level]["00080005"] = cs
+            out[_tag_info(tag)[0]] = value
+    return out
+
+
+def raw_key(elements: list[tuple[int, Stored]]) -> tuple[Any, ...] | None:
+    """What the DICOM JSON of ``elements`` depends on, besides the character set: each
+    element's tag, VR, length, encoded value and byte order. ``None`` when an element is not
+    raw (already converted by pydicom), so its JSON cannot be told apart by its bytes."""
+    key = []
+    for _tag, stored in elements:
+        if not isinstance(stored, RawDataElement):
+            return None
+        key.append((stored.tag, stored.VR, stored.length, stored.value,
+                    stored.is_implicit_VR, stored.is_little_endian))
+    return tuple(key)
+
+
+def copy_charset(level: JsonDict, image: JsonDict) -> None:
+    """Values are decoded to Unicode; the original character set is kept for reference at
+    every level, so each level's JSON is self-describing."""
+    cs = image.get("00080005")
+    if cs is not None:
+        level["00080005"] = cs
+
+
+def split_levels(ds: Dataset) -> dict[Level, JsonDict]:
+    """Every top-level attribute of ``ds`` (file meta and group lengths excluded) as DICOM
+    JSON, grouped by the level that keeps it."""
+    out = {level: level_json(ds, elements) for level, elements in group_levels(ds).items()}
+    for level in (Level.PATIENT, Level.STUDY, Level.SERIES):
+        copy_charset(out[level], out[Level.IMAGE])
     return out
 
 

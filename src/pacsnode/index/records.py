@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 from pacsnode.index import dicom_json
 from pacsnode.index.levels import Level
@@ -69,22 +72,22 @@ class InstanceRecord:
     instance: Row
 
 
-def extract(ds: Dataset) -> InstanceRecord:
-    """Build the rows of all four levels from a header-only data set (no file access)."""
-    levels = dicom_json.split_levels(ds)
-    a = Attributes(levels)
+def _patient_row(a: Attributes, attrs: str) -> Row:
     name = a.text(0x00100010)
-    referring = a.text(0x00080090)
-    patient: Row = {
+    return {
         "patient_id": a.text(0x00100020, 64),
         "issuer_of_patient_id": a.text(0x00100021, 64),
         "patient_name": name,
         "patient_name_norm": normalise_pn(name),
         "patient_birth_date": a.text(0x00100030, 8),
         "patient_sex": a.text(0x00100040, 16),
-        "attrs": dicom_json.dumps(levels[Level.PATIENT]),
+        "attrs": attrs,
     }
-    study: Row = {
+
+
+def _study_row(a: Attributes, attrs: str) -> Row:
+    referring = a.text(0x00080090)
+    return {
         "study_instance_uid": a.text(0x0020000D, 64),
         "study_date": a.text(0x00080020, 8),
         "study_time": a.text(0x00080030, 16),
@@ -93,9 +96,12 @@ def extract(ds: Dataset) -> InstanceRecord:
         "referring_physician_name": referring,
         "referring_physician_name_norm": normalise_pn(referring),
         "study_description": a.text(0x00081030),
-        "attrs": dicom_json.dumps(levels[Level.STUDY]),
+        "attrs": attrs,
     }
-    series: Row = {
+
+
+def _series_row(a: Attributes, attrs: str) -> Row:
+    return {
         "series_instance_uid": a.text(0x0020000E, 64),
         "modality": a.text(0x00080060, 16),
         "series_number": a.integer(0x00200011),
@@ -106,9 +112,12 @@ def extract(ds: Dataset) -> InstanceRecord:
         "station_name": a.text(0x00081010, 16),
         "pps_start_date": a.text(0x00400244, 8),
         "pps_start_time": a.text(0x00400245, 16),
-        "attrs": dicom_json.dumps(levels[Level.SERIES]),
+        "attrs": attrs,
     }
-    instance: Row = {
+
+
+def _instance_row(a: Attributes, attrs: str) -> Row:
+    return {
         "sop_instance_uid": a.text(0x00080018, 64),
         "sop_class_uid": a.text(0x00080016, 64),
         "instance_number": a.integer(0x00200013),
@@ -117,6 +126,74 @@ def extract(ds: Dataset) -> InstanceRecord:
         "number_of_frames": a.integer(0x00280008),
         "rows": a.integer(0x00280010),
         "columns": a.integer(0x00280011),
-        "attrs": dicom_json.dumps(levels[Level.IMAGE]),
+        "attrs": attrs,
     }
-    return InstanceRecord(patient=patient, study=study, series=series, instance=instance)
+
+
+# Each level's columns come from that level's attributes only (levels.level_of puts every
+# column's tag in the level of its table).
+_UPPER_ROWS = ((Level.PATIENT, _patient_row), (Level.STUDY, _study_row),
+               (Level.SERIES, _series_row))
+
+
+class _LastRows(threading.local):
+    """Per receiving thread (one association), the last row built for each upper level and
+    what it was built from: the next instance of the same series nearly always carries the
+    same patient, study and series attributes, byte for byte."""
+
+    def __init__(self) -> None:
+        self.rows: dict[Level, tuple[tuple[Any, ...], Row]] = {}
+
+
+_last = _LastRows()
+_CONTEXT_TAGS = (0x00080005, 0x00280103)
+
+
+def _context_key(ds: Dataset) -> tuple[Any, ...] | None:
+    """What the conversion of an element depends on besides its own bytes: the character
+    set (text values) and the pixel representation (an implicit VR 'US or SS' value such as
+    Smallest Pixel Value in Series, PS3.5 A.1). ``None`` if it cannot be told."""
+    key: list[Any] = []
+    for tag in _CONTEXT_TAGS:
+        elem = ds.get_item(tag)
+        if elem is None:
+            key.append(None)
+        elif isinstance(elem, RawDataElement):
+            key.append((elem.VR, elem.value, elem.is_little_endian))
+        else:  # pydicom converts the character set while reading, to decode text
+            value = elem.value
+            if isinstance(value, list | MultiValue):
+                value = tuple(value)
+            if not isinstance(value, str | int | tuple | type(None)):
+                return None
+            key.append(("converted", value))
+    return tuple(key)
+
+
+def extract(ds: Dataset, *, reuse: bool = True) -> InstanceRecord:
+    """Build the rows of all four levels from a header-only data set (no file access).
+
+    With ``reuse``, a patient, study or series level whose elements are byte for byte those
+    of the previous data set this thread extracted (same character set and pixel
+    representation) reuses that row instead of converting the same values to DICOM JSON
+    again; either way the rows are the same."""
+    grouped = dicom_json.group_levels(ds)
+    image = dicom_json.level_json(ds, grouped[Level.IMAGE])
+    context_key = _context_key(ds) if reuse else None
+    rows: dict[Level, Row] = {}
+    for level, build in _UPPER_ROWS:
+        raw = dicom_json.raw_key(grouped[level]) if context_key is not None else None
+        key = None if raw is None else (context_key, raw)
+        last = _last.rows.get(level)
+        if key is not None and last is not None and last[0] == key:
+            rows[level] = dict(last[1])
+            continue
+        level_attrs = dicom_json.level_json(ds, grouped[level])
+        dicom_json.copy_charset(level_attrs, image)
+        row = build(Attributes({level: level_attrs}), dicom_json.dumps(level_attrs))
+        if key is not None:
+            _last.rows[level] = (key, row)
+        rows[level] = dict(row)
+    instance = _instance_row(Attributes({Level.IMAGE: image}), dicom_json.dumps(image))
+    return InstanceRecord(patient=rows[Level.PATIENT], study=rows[Level.STUDY],
+                          series=rows[Level.SERIES], instance=instance)
