@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from pacsnode.config import Settings
+from pacsnode.core import index_flush
 from pacsnode.core.archive import Archive
 from pacsnode.core.ingest import Spooled
 from pacsnode.core.results import Outcome
@@ -44,12 +45,16 @@ def spool(archive: Archive, path: Path) -> Spooled:
     return item
 
 
-def run_once(files: list[Path], db: str | None, profile: str | None) -> tuple[float, float]:
+def run_once(files: list[Path], db: str | None, profile: str | None,
+             index_sync: str) -> tuple[float, float]:
     """(wall ms, CPU ms) per instance of one ingest of ``files`` into a new archive."""
     data_dir = Path(tempfile.mkdtemp(prefix="pacsnode-handler-"))
     try:
-        settings = Settings(data_dir=data_dir, db=db) if db else Settings(data_dir=data_dir)
+        settings = Settings(data_dir=data_dir, db=db, index_sync=index_sync)
         archive = Archive(settings)
+        flusher = index_flush.IndexFlusher(archive, owner=True)
+        if index_flush.applies(archive):  # as ``pacsnode serve`` does
+            flusher.start()
         prof = cProfile.Profile() if profile else None
         wall = cpu = 0.0
         try:
@@ -69,6 +74,8 @@ def run_once(files: list[Path], db: str | None, profile: str | None) -> tuple[fl
             if prof and profile:
                 prof.dump_stats(profile)
         finally:
+            if index_flush.applies(archive):
+                flusher.stop()
             archive.close()
         return wall * 1000 / len(files), cpu * 1000 / len(files)
     finally:
@@ -82,6 +89,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--db", help="index URL (default: SQLite in the data directory)")
     parser.add_argument("--profile", help="write a cProfile of the last run here")
+    parser.add_argument("--index-sync", choices=("periodic", "commit"), default="periodic",
+                        help="as pacsnode serve's option (default: periodic)")
     args = parser.parse_args()
     files = sorted(p for p in args.corpus.rglob("*") if p.is_file()
                    and not p.name.endswith(".json"))[:args.limit]
@@ -90,7 +99,8 @@ def main() -> None:
     walls, cpus = [], []
     for i in range(args.repeat):
         wall, cpu = run_once(files, args.db,
-                             args.profile if i == args.repeat - 1 else None)
+                             args.profile if i == args.repeat - 1 else None,
+                             args.index_sync)
         walls.append(wall)
         cpus.append(cpu)
         print(f"run {i + 1}: {wall:.3f} ms wall, {cpu:.3f} ms CPU per instance "

@@ -27,6 +27,7 @@ from typing import Any
 ENV_PREFIX = "PACSNODE_"
 DUPLICATE_POLICIES = ("replace", "keep", "reject")
 LOG_FORMATS = ("text", "json")
+INDEX_SYNC_MODES = ("periodic", "commit")
 
 
 class ConfigError(ValueError):
@@ -67,6 +68,10 @@ class Settings:
     network_timeout: float = 60.0
     workers: int = 0  # receiving processes; 0 = automatic (CPU count, at most 4)
     fsync: bool = True
+    # "periodic": a serving node's ingest index commits are flushed about once a second and
+    # completed from the (always flushed) files after a power cut; "commit": each one is
+    # flushed before the success answer. SQLite only (PostgreSQL: always "commit").
+    index_sync: str = "periodic"
     restrict_qr_to_peers: bool = False  # Query/Retrieve only from declared peers
     check_peer_host: bool = False  # ... and only from their host
     hl7_port: int = 0  # MLLP port of the HL7 order receiver; 0 = none
@@ -200,6 +205,8 @@ def validate(settings: Settings) -> None:
         raise ConfigError("aet must be 1 to 16 characters (PS3.5 AE value representation)")
     if settings.duplicate_policy not in DUPLICATE_POLICIES:
         raise ConfigError(f"duplicate_policy must be one of {', '.join(DUPLICATE_POLICIES)}")
+    if settings.index_sync not in INDEX_SYNC_MODES:
+        raise ConfigError(f"index_sync must be one of {', '.join(INDEX_SYNC_MODES)}")
     if settings.log_format not in LOG_FORMATS:
         raise ConfigError(f"log_format must be one of {', '.join(LOG_FORMATS)}")
     for port_name in ("dicom_port", "http_port", "hl7_port"):

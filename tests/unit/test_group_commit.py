@@ -22,7 +22,7 @@ from tests.unit.test_ingest_batch import spool
 
 
 def committer(archive: Archive) -> GroupCommitter:
-    return GroupCommitter(archive._ingestor)
+    return GroupCommitter(archive.ingestor)
 
 
 def test_one_thread_alone_is_stored_at_once(archive: Archive) -> None:
@@ -38,7 +38,7 @@ def test_one_thread_alone_is_stored_at_once(archive: Archive) -> None:
 def test_data_sets_arriving_during_a_commit_share_the_next(
         archive: Archive, monkeypatch: pytest.MonkeyPatch) -> None:
     group = committer(archive)
-    ingestor = archive._ingestor
+    ingestor = archive.ingestor
     real = ingestor.commit_prepared
     first_started, release = threading.Event(), threading.Event()
     calls: list[int] = []
@@ -86,7 +86,7 @@ def test_a_failure_answers_every_waiter(archive: Archive,
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(archive._ingestor, "commit_prepared", broken)
+    monkeypatch.setattr(archive.ingestor, "commit_prepared", broken)
     with pytest.raises(RuntimeError):
         group.ingest_spooled(spool(archive, part10(make_dataset())))
     monkeypatch.undo()

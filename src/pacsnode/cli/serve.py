@@ -14,6 +14,7 @@ from pynetdicom.transport import AssociationServer
 
 from pacsnode.cli.options import common_options, settings_from
 from pacsnode.config import ConfigError
+from pacsnode.core import index_flush
 from pacsnode.core.archive import Archive
 from pacsnode.core.consistency import STALE_TEMP_SECONDS
 from pacsnode.dimse import server, workers
@@ -34,6 +35,10 @@ log = logging.getLogger("pacsnode.serve")
               "URLs in answers (behind a reverse proxy) [from the request].")
 @click.option("--cors-origins", help="Origins allowed to call the web front end from a "
               "browser, comma-separated, or '*' [none].")
+@click.option("--index-sync", type=click.Choice(["periodic", "commit"]),
+              help="SQLite: flush ingest's index commits about once a second and complete "
+              "the index from the files after a power cut (periodic), or flush each before "
+              "answering (commit) [periodic].")
 @click.option("--duplicate-policy", type=click.Choice(["replace", "keep", "reject"]),
               help="A SOP Instance UID received again with different content [replace].")
 @click.option("--max-associations", type=int, help="Simultaneous associations [100].")
@@ -65,6 +70,9 @@ def serve(config_file: Path | None, **cli: Any) -> None:
         raise click.ClickException(str(exc)) from exc
     for temp in archive.store.stale_temps(STALE_TEMP_SECONDS):
         archive.store.discard_temp(temp)
+    flusher = index_flush.IndexFlusher(archive, owner=True)
+    if index_flush.applies(archive):
+        flusher.start()  # after an unclean stop, completes the index first
     counts = archive.counts()
     log.info("archive %s (index %s): %d patients, %d studies, %d instances",
              settings.data_dir.resolve(), archive.engine.url.render_as_string(
@@ -142,5 +150,7 @@ def serve(config_file: Path | None, **cli: Any) -> None:
             dicom.shutdown()
         if pool is not None:
             pool.shutdown()
+        if index_flush.applies(archive):
+            flusher.stop()
         archive.close()
         log.info("stopped")

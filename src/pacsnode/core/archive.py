@@ -84,9 +84,10 @@ class Archive:
         if migrate_schema:
             migrate.upgrade(self.engine)
         self.store = FileSystemStore(settings.data_dir / "files", fsync=settings.fsync)
-        self._ingestor = Ingestor(self.engine, self.store, aet=settings.aet,
+        #: the ingest steps (its ``flush_index`` is switched by pacsnode.core.index_flush)
+        self.ingestor = Ingestor(self.engine, self.store, aet=settings.aet,
                                   duplicate_policy=settings.duplicate_policy)
-        self._group = GroupCommitter(self._ingestor)
+        self._group = GroupCommitter(self.ingestor)
 
     @classmethod
     def open(cls, location: str | Path | Settings | None = None, *, db: str | None = None,
@@ -133,9 +134,9 @@ class Archive:
         expect = Expectation(expect_sop_class, expect_sop_instance, expect_study)
         if isinstance(source, str | Path):
             with open(source, "rb") as fh:
-                return self._ingestor.ingest_stream(fh, sending_aet=sending_aet, expect=expect)
+                return self.ingestor.ingest_stream(fh, sending_aet=sending_aet, expect=expect)
         if isinstance(source, bytes):
-            return self._ingestor.ingest_stream(io.BytesIO(source), sending_aet=sending_aet,
+            return self.ingestor.ingest_stream(io.BytesIO(source), sending_aet=sending_aet,
                                                 expect=expect)
         if isinstance(source, Dataset):
             try:
@@ -143,8 +144,8 @@ class Archive:
             except Exception as exc:  # pydicom raises many types on values it cannot encode
                 return IngestResult(Outcome.REJECTED, reason=RejectReason.CANNOT_UNDERSTAND,
                                     detail=f"cannot encode the data set: {exc}")
-            return self._ingestor.ingest_stream(buf, sending_aet=sending_aet, expect=expect)
-        return self._ingestor.ingest_stream(source, sending_aet=sending_aet, expect=expect)
+            return self.ingestor.ingest_stream(buf, sending_aet=sending_aet, expect=expect)
+        return self.ingestor.ingest_stream(source, sending_aet=sending_aet, expect=expect)
 
     def ingest_spooled(self, spooled: Spooled, *, sending_aet: str = "",
                        expect_sop_class: str | None = None,
@@ -164,7 +165,7 @@ class Archive:
         request): the same checks and durability, with one directory fsync per directory
         and one index transaction for the batch. One result per file, in order."""
         expect = Expectation(study_instance_uid=expect_study)
-        return self._ingestor.ingest_spooled_many([(s, expect) for s in batch],
+        return self.ingestor.ingest_spooled_many([(s, expect) for s in batch],
                                                   sending_aet=sending_aet)
 
     # -- query ----------------------------------------------------------------------------

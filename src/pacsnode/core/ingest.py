@@ -20,6 +20,11 @@ still waits for both, so the order above holds.
 A crash before the commit leaves a complete file the index does not know (``check --repair``
 adopts or removes it); a crash after it leaves, at worst, a replaced file not yet deleted
 (an orphan ``check --repair`` removes). Nothing half-written is ever indexed.
+
+A serving node on SQLite does not flush each commit of step 4 to disk
+(:attr:`Ingestor.flush_index`; :mod:`pacsnode.core.index_flush` flushes them about once a
+second). The success answer still comes after step 3, so the instance is durable as a file:
+after a power cut the next start indexes the files placed since the last flush.
 """
 
 from __future__ import annotations
@@ -180,6 +185,10 @@ class Ingestor:
         self.store = store
         self.aet = aet
         self.duplicate_policy = duplicate_policy
+        # False: index commits are not flushed to disk one by one (pacsnode.core.index_flush
+        # flushes them periodically and completes the index from the files after a power cut)
+        self.flush_index = True
+        self.unflushed_commits = 0  # commits made with flush_index False, ever
 
     def ingest_stream(self, fp: BinaryIO, *, sending_aet: str = "",
                       expect: Expectation | None = None) -> IngestResult:
@@ -352,7 +361,7 @@ class Ingestor:
         for _attempt in range(5):
             decisions: dict[int, tuple[Outcome, dict[str, Any] | None]] = {}
             try:
-                with write_transaction(self.engine) as conn:
+                with write_transaction(self.engine, flush=self.flush_index) as conn:
                     # the rows above the batch's instances, locked in one order by every
                     # transaction, so that concurrent ones (PostgreSQL) rarely deadlock
                     writer.lock_parents(conn, [p.record for p in batch])
@@ -375,6 +384,8 @@ class Ingestor:
             except BaseException:
                 self._forget_unindexed(batch)
                 raise
+            if not self.flush_index:
+                self.unflushed_commits += 1
             return [self._settle(p, *decisions[i]) for i, p in enumerate(batch)]
         self._forget_unindexed(batch)
         return [IngestResult(Outcome.REJECTED, reason=RejectReason.OUT_OF_RESOURCES,

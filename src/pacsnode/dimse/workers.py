@@ -150,11 +150,15 @@ def serve_shared(settings: Settings, archive: Any, sock: socket.socket, slots: A
 def _worker(settings: Settings, sock: socket.socket, index: int, slots: Any) -> None:
     """A spawned worker process: its own archive and association server."""
     from pacsnode import logs
+    from pacsnode.core import index_flush
     from pacsnode.core.archive import Archive
 
     logs.setup(settings.log_level, settings.log_format)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     archive = Archive(settings, migrate_schema=False)
+    flusher = index_flush.IndexFlusher(archive, owner=False)
+    if index_flush.applies(archive):
+        flusher.start()
     server = serve_shared(settings, archive, sock, slots, index)
     with slots.get_lock():
         slots[index] = 0  # accepting from now on
@@ -170,6 +174,8 @@ def _worker(settings: Settings, sock: socket.socket, index: int, slots: Any) -> 
     try:
         server.serve_forever(poll_interval=0.5)
     finally:
+        if index_flush.applies(archive):
+            flusher.stop()
         archive.close()
 
 

@@ -1,8 +1,10 @@
 """Opening the index database: SQLite (the embedded default) or PostgreSQL, same code.
 
 SQLite runs in WAL mode with ``synchronous=FULL`` so a committed transaction survives a power
-cut (a C-STORE success promises that), and write transactions start with ``BEGIN IMMEDIATE``
-so concurrent writers queue on the lock instead of failing on a lock upgrade.
+cut, and write transactions start with ``BEGIN IMMEDIATE`` so concurrent writers queue on the
+lock instead of failing on a lock upgrade. A serving node's ingest commits may skip the flush
+(``write_transaction(flush=False)``, see :mod:`pacsnode.core.index_flush`): what a C-STORE
+success promises then rests on the instance's file, which is always flushed first.
 
 SQLite writers also queue on a :class:`WriteGate` first (a thread lock plus ``flock`` on a lock
 file beside the database, for other processes): SQLite's own busy handler polls with sleeps
@@ -91,12 +93,26 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A connection in a write transaction, committed on success, rolled back on error."""
+def write_transaction(engine: Engine, *, flush: bool = True) -> Iterator[Connection]:
+    """A connection in a write transaction, committed on success, rolled back on error.
+
+    ``flush=False`` (SQLite only; PostgreSQL always flushes): the commit is atomic but not
+    flushed to disk (``synchronous=NORMAL`` for this transaction): a power cut may undo it
+    until a later flushed commit (:mod:`pacsnode.core.index_flush`). Only ingest uses it,
+    and only where the data set's file is durable and the index can be completed from it.
+    """
     gate = _GATES.get(engine)
     with gate.held() if gate is not None else nullcontext(), \
-            engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, conn.begin():
-        yield conn
+            engine.connect().execution_options(**{WRITE_OPTION: True}) as conn:
+        relaxed = not flush and conn.dialect.name == "sqlite"
+        if relaxed:  # on the DBAPI connection: SQLAlchemy would begin a transaction
+            conn.connection.dbapi_connection.execute("PRAGMA synchronous=NORMAL")  # type: ignore[union-attr]
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            if relaxed and not conn.invalidated:
+                conn.connection.dbapi_connection.execute("PRAGMA synchronous=FULL")  # type: ignore[union-attr]
 
 
 @contextmanager

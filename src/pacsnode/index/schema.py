@@ -235,3 +235,13 @@ mpps = sa.Table(
     sa.Index(None, "start_date"),
     sa.Index(None, "patient_id"),
 )
+
+# Named values about the index itself (pacsnode.core.index_flush): ``flushed_at``, the time
+# up to which every ingest commit is known to be on disk, and ``clean``, 1 when the last
+# server stopped cleanly. Rows are created by migration 0008.
+index_state = sa.Table(
+    "index_state",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("value", sa.Float, nullable=False),
+)

@@ -200,8 +200,38 @@ class FileSystemStore:
                 if name.endswith(BLOB_SUFFIX):
                     yield (rel / name).as_posix()
 
+    def keys_placed_since(self, since: float) -> Iterator[tuple[float, str]]:
+        """(change time, key) of the files linked into place at or after ``since`` (epoch
+        seconds), as far as the file system tells: the study directories modified since
+        then are listed, the others only looked at (one ``stat`` each)."""
+        for top in _subdirs(self.root):
+            if top.name == TEMP_DIR_NAME:
+                continue
+            for mid in _subdirs(Path(top.path)):
+                for study_dir in _subdirs(Path(mid.path)):
+                    if study_dir.stat().st_mtime < since:
+                        continue
+                    rel = f"{top.name}/{mid.name}/{study_dir.name}"
+                    with os.scandir(study_dir.path) as entries:
+                        for entry in entries:
+                            if not entry.name.endswith(BLOB_SUFFIX):
+                                continue
+                            with contextlib.suppress(FileNotFoundError):
+                                changed = entry.stat(follow_symlinks=False).st_ctime
+                                if changed >= since:
+                                    yield changed, f"{rel}/{entry.name}"
+
     def stale_temps(self, older_than_s: float) -> Iterator[Path]:
         cutoff = time.time() - older_than_s
         for entry in os.scandir(self.temp_dir):
             if entry.is_file() and entry.stat().st_mtime < cutoff:
                 yield Path(entry.path)
+
+
+def _subdirs(path: Path) -> list[os.DirEntry[str]]:
+    """The subdirectories of ``path`` (none if it is gone)."""
+    try:
+        with os.scandir(path) as entries:
+            return [e for e in entries if e.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return []
