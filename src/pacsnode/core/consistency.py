@@ -28,6 +28,7 @@ import logging
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pydicom
@@ -39,6 +40,7 @@ from pacsnode.index.schema import instance, series, study
 
 if TYPE_CHECKING:
     from pacsnode.core.archive import Archive
+    from pacsnode.core.results import IngestResult
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +135,30 @@ def _is_indexed_uid(archive: Archive, uid: str) -> bool:
         return writer.find_instance(conn, uid) is not None
 
 
+def _file_ids(path: Path) -> tuple[str, str]:
+    """The SOP Instance UID and sending AE title in a stored file's meta information."""
+    meta = pydicom.filereader.read_file_meta_info(path)
+    return (str(meta.MediaStorageSOPInstanceUID),
+            str(meta.get("SendingApplicationEntityTitle", "") or ""))
+
+
+def _adopt(archive: Archive, key: str, uid: str, sending: str) -> IngestResult:
+    """Ingest the unindexed file ``key`` as if received again; the copy is removed if what
+    ends up indexed is another file (the same data set under its own key, or, by the
+    duplicate policy, the instance already indexed)."""
+    result = archive.ingest(archive.store.path_of(key), sending_aet=sending)
+    if result.ok:
+        with read_transaction(archive.engine) as conn:
+            row = writer.find_instance(conn, uid)
+        if row is not None and row["storage_key"] != key:
+            archive.store.delete(key)
+    return result
+
+
 def _handle_orphan(archive: Archive, key: str, repair: bool) -> Problem:
     path = archive.store.path_of(key)
     try:
-        meta = pydicom.filereader.read_file_meta_info(path)
-        uid = str(meta.MediaStorageSOPInstanceUID)
-        sending = str(meta.get("SendingApplicationEntityTitle", "") or "")
+        uid, sending = _file_ids(path)
     except Exception as exc:
         action = ""
         if repair:
@@ -154,12 +174,7 @@ def _handle_orphan(archive: Archive, key: str, repair: bool) -> Problem:
                        action="removed" if repair else "")
     if not repair:
         return Problem("orphan file", key, uid, "complete instance not in the index")
-    result = archive.ingest(path, sending_aet=sending)
-    if result.ok:
-        with read_transaction(archive.engine) as conn:
-            row = writer.find_instance(conn, uid)
-        if row is not None and row["storage_key"] != key:
-            archive.store.delete(key)  # adopted under its own key: this copy is superseded
+    result = _adopt(archive, key, uid, sending)
     return Problem("orphan file", key, uid, "complete instance not in the index",
                    action=f"adopted ({result.outcome.value})" if result.ok
                    else f"rejected: {result.detail}")
@@ -229,11 +244,8 @@ def recover_placed_since(archive: Archive, since: float) -> list[Problem]:
 
 
 def _recover_file(archive: Archive, key: str, changed: float) -> Problem:
-    path = archive.store.path_of(key)
     try:
-        meta = pydicom.filereader.read_file_meta_info(path)
-        uid = str(meta.MediaStorageSOPInstanceUID)
-        sending = str(meta.get("SendingApplicationEntityTitle", "") or "")
+        uid, sending = _file_ids(archive.store.path_of(key))
     except Exception as exc:  # left for ``pacsnode check`` and a human
         return Problem("unreadable orphan file", key, detail=str(exc))
     with read_transaction(archive.engine) as conn:
@@ -247,12 +259,7 @@ def _recover_file(archive: Archive, key: str, changed: float) -> Problem:
             archive.store.delete(key)
             return Problem("orphan file", key, uid, "superseded: the index has a later file",
                            action="removed")
-    result = archive.ingest(path, sending_aet=sending)
-    if result.ok:
-        with read_transaction(archive.engine) as conn:
-            row = writer.find_instance(conn, uid)
-        if row is not None and row["storage_key"] != key:
-            archive.store.delete(key)  # kept under another key, or not kept (policy)
+    result = _adopt(archive, key, uid, sending)
     return Problem("unflushed index entry", key, uid,
                    "placed before an unclean stop, its index commit was lost",
                    action=f"indexed ({result.outcome.value})" if result.ok
