@@ -53,8 +53,7 @@ def run_once(files: list[Path], db: str | None, profile: str | None,
         settings = Settings(data_dir=data_dir, db=db, index_sync=index_sync)
         archive = Archive(settings)
         flusher = index_flush.IndexFlusher(archive, owner=True)
-        if index_flush.applies(archive):  # as ``pacsnode serve`` does
-            flusher.start()
+        flusher.start()  # as ``pacsnode serve`` does
         prof = cProfile.Profile() if profile else None
         wall = cpu = 0.0
         try:
@@ -74,8 +73,7 @@ def run_once(files: list[Path], db: str | None, profile: str | None,
             if prof and profile:
                 prof.dump_stats(profile)
         finally:
-            if index_flush.applies(archive):
-                flusher.stop()
+            flusher.stop()
             archive.close()
         return wall * 1000 / len(files), cpu * 1000 / len(files)
     finally:

@@ -71,8 +71,7 @@ def serve(config_file: Path | None, **cli: Any) -> None:
     for temp in archive.store.stale_temps(STALE_TEMP_SECONDS):
         archive.store.discard_temp(temp)
     flusher = index_flush.IndexFlusher(archive, owner=True)
-    if index_flush.applies(archive):
-        flusher.start()  # after an unclean stop, completes the index first
+    flusher.start()  # after an unclean stop, completes the index first
     counts = archive.counts()
     log.info("archive %s (index %s): %d patients, %d studies, %d instances",
              settings.data_dir.resolve(), archive.engine.url.render_as_string(
@@ -150,7 +149,6 @@ def serve(config_file: Path | None, **cli: Any) -> None:
             dicom.shutdown()
         if pool is not None:
             pool.shutdown()
-        if index_flush.applies(archive):
-            flusher.stop()
+        flusher.stop()
         archive.close()
         log.info("stopped")

@@ -84,8 +84,11 @@ class IndexFlusher:
 
     def start(self) -> list[Problem]:
         """Recover if the last server did not stop cleanly (owner only), then let ingest
-        skip flushes and start flushing periodically. Returns what recovery did."""
+        skip flushes and start flushing periodically. Returns what recovery did. Does
+        nothing where the archive flushes every commit (:func:`applies`)."""
         problems: list[Problem] = []
+        if not applies(self.archive):
+            return problems
         if self.owner:
             state = _state(self.archive)
             if state.get("clean", 1.0) != 1.0:
@@ -127,10 +130,11 @@ class IndexFlusher:
 
     def stop(self) -> None:
         """Stop flushing; flush what is left and let ingest flush every commit again; the
-        owner marks the stop clean."""
+        owner marks the stop clean. Does nothing if :meth:`start` did not start."""
+        if self._thread is None:
+            return
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        self._thread.join()
         self.archive.ingestor.flush_index = True
         self.flush()
         if self.owner:

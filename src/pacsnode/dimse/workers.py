@@ -157,8 +157,7 @@ def _worker(settings: Settings, sock: socket.socket, index: int, slots: Any) -> 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     archive = Archive(settings, migrate_schema=False)
     flusher = index_flush.IndexFlusher(archive, owner=False)
-    if index_flush.applies(archive):
-        flusher.start()
+    flusher.start()
     server = serve_shared(settings, archive, sock, slots, index)
     with slots.get_lock():
         slots[index] = 0  # accepting from now on
@@ -174,8 +173,7 @@ def _worker(settings: Settings, sock: socket.socket, index: int, slots: Any) -> 
     try:
         server.serve_forever(poll_interval=0.5)
     finally:
-        if index_flush.applies(archive):
-            flusher.stop()
+        flusher.stop()
         archive.close()
 
 

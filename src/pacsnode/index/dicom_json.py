@@ -120,9 +120,10 @@ def level_json(ds: Dataset, elements: list[tuple[int, Stored]]) -> JsonDict:
 
 
 def raw_key(elements: list[tuple[int, Stored]]) -> tuple[Any, ...] | None:
-    """What the DICOM JSON of ``elements`` depends on, besides the character set: each
-    element's tag, VR, length, encoded value and byte order. ``None`` when an element is not
-    raw (already converted by pydicom), so its JSON cannot be told apart by its bytes."""
+    """What the DICOM JSON of ``elements`` depends on, besides the character set and the
+    pixel representation (pacsnode.index.records adds those): each element's tag, VR,
+    length, encoded value and byte order. ``None`` when an element is not raw (already
+    converted by pydicom), so its JSON cannot be told apart by its bytes."""
     key = []
     for _tag, stored in elements:
         if not isinstance(stored, RawDataElement):
