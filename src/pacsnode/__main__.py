@@ -1,6 +1,6 @@
 """``python -m pacsnode``."""
 
-from pacsnode.cli.main import main
+if __name__ == "__main__":
+    from pacsnode.cli.entry import main
 
-if __name__ == "__main__":  # not when a spawned worker process imports this module
     main()

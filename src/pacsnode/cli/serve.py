@@ -95,8 +95,7 @@ def serve(config_file: Path | None, **cli: Any) -> None:
         dicom = server.start(settings, archive)
         port = dicom.server_address[1]
 
-    # Imported here, not at the top: receiving processes (spawned) import this module
-    # again, and need neither the web front end nor the job runner.
+    # Imported here, not at the top: the command line's other commands need neither.
     from pacsnode.dimse.job_runner import JobRunner
     from pacsnode.web import server as web_server
 

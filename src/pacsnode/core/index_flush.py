@@ -71,7 +71,7 @@ class IndexFlusher:
     """Flushes an archive's ingest commits about once a second (see the module doc).
 
     ``owner``: the serving process that recovers at start and marks a clean stop (the
-    ``serve`` process); receiving processes it spawned only flush their own commits.
+    ``serve`` process); receiving processes it started only flush their own commits.
     """
 
     def __init__(self, archive: Archive, *, owner: bool, interval: float = INTERVAL_S) -> None:

@@ -2,29 +2,38 @@
 
 pynetdicom runs each association in a thread, so one process uses one core at most (the
 GIL). With N receiving processes the ``serve`` process binds and listens, is receiving
-process 0 itself, and spawns N-1 workers; each accepts associations from the shared
+process 0 itself, and starts N-1 workers; each accepts associations from the shared
 listening socket (non-blocking: every process's selector wakes, the first to call accept()
-wins, so a busy one naturally takes fewer) and runs its own archive connection. Workers are
-spawned, not forked: the parent has threads, and a fork of a threaded process can inherit a
-lock held by another thread. The parent restarts a worker that dies and stops them all on
-SIGTERM/SIGINT.
+wins, so a busy one naturally takes fewer) and runs its own archive connection.
 
-``max_associations`` holds for the node as a whole: each worker counts its open
-connections in a slot of an array shared with the others, and its AE's limit is the
-configured one minus the other workers' associations.
+A worker is a new Python process (:mod:`pacsnode.dimse.worker_process`), not a fork: the
+parent has threads, and a fork of a threaded process can inherit a lock held by another
+thread. It is started with :mod:`subprocess`, not :mod:`multiprocessing`, which would add a
+resource-tracker process (about 12 MiB) and import the parent's main module (the whole
+command line) into each worker. The listening socket and the connection counts are passed
+as inherited file descriptors, the settings as a pickle on the worker's standard input. The
+parent restarts a worker that dies and stops them all on SIGTERM/SIGINT.
+
+``max_associations`` holds for the node as a whole: each receiving process counts its open
+connections in its own slot of an array shared with the others
+(:class:`ConnectionCounts`), and its AE's limit is the configured one minus the other
+processes' associations.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
+import mmap
 import os
+import pickle
 import signal
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
-from multiprocessing.process import BaseProcess
 from typing import Any
 
 from pynetdicom import AE, evt
@@ -35,6 +44,48 @@ from pacsnode.config import Settings
 log = logging.getLogger(__name__)
 
 RESTART_DELAY_S = 1.0
+
+
+class ConnectionCounts:
+    """Open connections per receiving process, in a shared memory mapping of a file that
+    every process maps (-1: a process not accepting yet).
+
+    Each slot has one writer, the process it counts (the parent writes a slot only while
+    its worker is not running), so a lock between threads of that process is enough; the
+    others only read, and a stale read costs at most one unevenly placed association."""
+
+    SLOT = 4  # bytes of one int32
+
+    def __init__(self, fd: int, count: int) -> None:
+        self.fd = fd
+        self._map = mmap.mmap(fd, count * self.SLOT)
+        self._slots = memoryview(self._map).cast("i")
+        self._lock = threading.Lock()
+
+    @classmethod
+    def create(cls, count: int) -> ConnectionCounts:
+        """A new array of ``count`` zeros, in an unlinked temporary file whose descriptor
+        workers inherit (:attr:`fd`)."""
+        with tempfile.TemporaryFile() as file:
+            fd = os.dup(file.fileno())
+        os.ftruncate(fd, count * cls.SLOT)
+        return cls(fd, count)
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def __getitem__(self, index: int) -> int:
+        return int(self._slots[index])
+
+    def __setitem__(self, index: int, value: int) -> None:
+        self._slots[index] = value
+
+    def __iter__(self) -> Any:
+        return iter(self._slots.tolist())
+
+    def get_lock(self) -> threading.Lock:
+        """The lock this process's threads take to change their slot."""
+        return self._lock
 
 
 class SharedSocketServer(ThreadedAssociationServer):
@@ -83,7 +134,7 @@ class PooledAE(AE):
     """An AE whose association limit (PS3.8 local-limit-exceeded) counts the associations
     of every receiving process, not only its own."""
 
-    slots: Any = None  # multiprocessing.Array of open connections per worker
+    slots: ConnectionCounts | None = None  # open connections per receiving process
     index = 0
 
     @property
@@ -105,7 +156,7 @@ class PooledAE(AE):
     maximum_associations = property(_limit_here, _set_limit)
 
 
-def _count_connections(slots: Any, index: int) -> list[tuple[Any, Any]]:
+def _count_connections(slots: ConnectionCounts, index: int) -> list[tuple[Any, Any]]:
     """The handler that uncounts a closed connection from this process's slot."""
 
     def closed(_event: Any) -> None:
@@ -127,8 +178,8 @@ def listen(settings: Settings) -> socket.socket:
     return sock
 
 
-def serve_shared(settings: Settings, archive: Any, sock: socket.socket, slots: Any,
-                 index: int) -> SharedSocketServer:
+def serve_shared(settings: Settings, archive: Any, sock: socket.socket,
+                 slots: ConnectionCounts, index: int) -> SharedSocketServer:
     """An association server for receiving process ``index`` on the shared socket (not yet
     serving: call ``serve_forever``)."""
     from pacsnode.dimse import services, spool
@@ -147,8 +198,9 @@ def serve_shared(settings: Settings, archive: Any, sock: socket.socket, slots: A
     return server
 
 
-def _worker(settings: Settings, sock: socket.socket, index: int, slots: Any) -> None:
-    """A spawned worker process: its own archive and association server."""
+def run_worker(settings: Settings, sock: socket.socket, index: int,
+               slots: ConnectionCounts) -> None:
+    """A worker process's life: its own archive and association server, until SIGTERM."""
     from pacsnode import logs
     from pacsnode.core import index_flush
     from pacsnode.core.archive import Archive
@@ -182,26 +234,30 @@ class WorkerPool:
 
     def __init__(self, settings: Settings, sock: socket.socket, count: int) -> None:
         """``count`` receiving processes in all: this one (index 0) and ``count - 1``
-        spawned workers."""
+        workers."""
         self.settings = settings
         self.sock = sock
         self.count = count
-        self._ctx = multiprocessing.get_context("spawn")
-        self._procs: dict[int, BaseProcess] = {}
-        self.slots: Any = self._ctx.Array("i", count)
+        self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.slots = ConnectionCounts.create(count)
+        self._settings_pickle = pickle.dumps(settings)
         self._stopping = threading.Event()
 
     def _spawn(self, index: int) -> None:
         with self.slots.get_lock():
             self.slots[index] = -1  # not accepting until it says so; a dead one's are gone
-        proc = self._ctx.Process(target=_worker,
-                                 args=(self.settings, self.sock, index, self.slots),
-                                 name=f"pacsnode-dicom-{index}", daemon=False)
-        proc.start()
+        sock_fd, slots_fd = self.sock.fileno(), self.slots.fd
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pacsnode.dimse.worker_process", str(index),
+             str(self.count), str(sock_fd), str(slots_fd)],
+            stdin=subprocess.PIPE, pass_fds=(sock_fd, slots_fd))
+        assert proc.stdin is not None
+        with proc.stdin:
+            proc.stdin.write(self._settings_pickle)
         self._procs[index] = proc
 
     def start(self) -> None:
-        """Spawn workers 1 to count-1 (the caller is receiving process 0)."""
+        """Start workers 1 to count-1 (the caller is receiving process 0)."""
         for index in range(1, self.count):
             self._spawn(index)
         log.info("%d receiving processes: %s", self.count,
@@ -215,7 +271,7 @@ class WorkerPool:
         while time.monotonic() < deadline:
             if all(self.slots[i] >= 0 for i in range(1, self.count)):
                 return True
-            if any(not p.is_alive() for p in self._procs.values()):
+            if any(p.poll() is not None for p in self._procs.values()):
                 return False
             time.sleep(0.02)
         return False
@@ -224,9 +280,9 @@ class WorkerPool:
         """Restart workers that die until ``stop`` is set."""
         while not stop.wait(0.5):
             for index, proc in list(self._procs.items()):
-                if not proc.is_alive() and not self._stopping.is_set():
+                if proc.poll() is not None and not self._stopping.is_set():
                     log.error("receiving process %d (pid %s) exited with %s; restarting",
-                              index, proc.pid, proc.exitcode)
+                              index, proc.pid, proc.returncode)
                     time.sleep(RESTART_DELAY_S)
                     self._spawn(index)
 
@@ -234,13 +290,14 @@ class WorkerPool:
         """SIGTERM every worker, wait, then SIGKILL what is left."""
         self._stopping.set()
         for proc in self._procs.values():
-            if proc.is_alive() and proc.pid is not None:
+            if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGTERM)
+                    proc.terminate()
         deadline = time.monotonic() + timeout
         for proc in self._procs.values():
-            proc.join(max(0.0, deadline - time.monotonic()))
-            if proc.is_alive():
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
                 proc.kill()
-                proc.join()
+                proc.wait()
         self.sock.close()
