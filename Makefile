@@ -6,6 +6,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
+# Test processes: the integration tests mostly wait on the servers and DCMTK tools they
+# start, so the suite runs in parallel, one test file per process at a time.
+TEST_JOBS ?= auto
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: serve install test test-deps lint typecheck unit bench clean
@@ -54,7 +57,7 @@ unit: install
 	$(BIN)/python -m pytest tests/unit
 
 test: test-deps lint typecheck
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile
 
 bench: test-deps
 	$(BIN)/python bench/ingest.py $(ARGS)
