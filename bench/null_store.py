@@ -8,7 +8,8 @@ benchmark can check every instance arrived) and answers 0x0000. pynetdicom remov
 spool file afterwards.
 
 Used by ``bench/ingest.py --targets pacsnode-null``; run by hand as ``python
-bench/null_store.py serve --data-dir D ...`` (same options as ``pacsnode serve``).
+bench/null_store.py serve --data-dir D ...`` (same options as ``pacsnode serve``). Its
+receiving processes are this script too (``null_store.py worker ...``).
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ import os
 import sys
 from typing import Any
 
-from pydicom.dataset import Dataset
+from pacsnode.process_setup import skip_unused_modules
 
-from pacsnode.dimse import storage_scp
+skip_unused_modules()  # as pacsnode's own entry points do, before pydicom is imported
+
+from pydicom.dataset import Dataset  # noqa: E402
+
+from pacsnode.dimse import storage_scp, workers  # noqa: E402
 
 COUNT_FILE = "null-store-count"
 _count_fd: int | None = None
@@ -41,11 +46,15 @@ def on_store(self: storage_scp.StorageService, event: Any) -> Dataset:
     return rsp
 
 
-# Module level, so that spawned receiving processes (which import the parent's main module
-# as __mp_main__) get the same handler.
 storage_scp.StorageService.on_store = on_store  # type: ignore[method-assign]
+workers.WORKER_COMMAND = [sys.executable, os.path.abspath(__file__), "worker"]
 
 if __name__ == "__main__":
-    from pacsnode.cli.main import main
+    if sys.argv[1:2] == ["worker"]:
+        from pacsnode.dimse import worker_process
 
-    sys.exit(main())
+        worker_process.main(sys.argv[2:])
+    else:
+        from pacsnode.cli.main import main
+
+        sys.exit(main())

@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 RESTART_DELAY_S = 1.0
 
+# How a worker is started; its arguments follow (see pacsnode.dimse.worker_process).
+WORKER_COMMAND = [sys.executable, "-m", "pacsnode.dimse.worker_process"]
+
 
 class ConnectionCounts:
     """Open connections per receiving process, in a shared memory mapping of a file that
@@ -248,8 +251,7 @@ class WorkerPool:
             self.slots[index] = -1  # not accepting until it says so; a dead one's are gone
         sock_fd, slots_fd = self.sock.fileno(), self.slots.fd
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pacsnode.dimse.worker_process", str(index),
-             str(self.count), str(sock_fd), str(slots_fd)],
+            [*WORKER_COMMAND, str(index), str(self.count), str(sock_fd), str(slots_fd)],
             stdin=subprocess.PIPE, pass_fds=(sock_fd, slots_fd))
         assert proc.stdin is not None
         with proc.stdin:
