@@ -77,3 +77,27 @@ def test_receiving_processes_share_the_port_and_a_dead_one_is_replaced(
     assert code == 0
     assert _wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE
                                      for p in workers), timeout=5)
+
+
+def test_workers_stop_when_serve_dies(tmp_path: Path) -> None:
+    server = PacsnodeServer(data_dir=tmp_path / "data", db=None, port=free_port(),
+                            extra=("--workers", "2"))
+    server.start()
+    assert server.proc is not None
+    parent = psutil.Process(server.proc.pid)
+    try:
+        workers = _workers(parent)
+        assert len(workers) == 1
+        parent.kill()  # serve alone, not its process group
+        server.proc.wait()
+        assert _wait_for(lambda: not workers[0].is_running(), timeout=15)
+        assert "serve process (pid" in server.log() and "is gone" in server.log()
+        # the port is free again: a new server binds it
+        again = PacsnodeServer(data_dir=server.data_dir, db=None, port=server.port,
+                               extra=server.extra)
+        again.start()
+        again.stop()
+    finally:
+        for worker in workers:
+            if worker.is_running():
+                worker.kill()

@@ -224,12 +224,26 @@ def run_worker(settings: Settings, sock: socket.socket, index: int,
             threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
+    threading.Thread(target=_stop_when_orphaned, args=(stopping, stop), daemon=True,
+                     name="pacsnode-parent-watch").start()
     log.debug("worker %d (pid %d) accepting", index, os.getpid())
     try:
         server.serve_forever(poll_interval=0.5)
     finally:
         flusher.stop()
         archive.close()
+
+
+def _stop_when_orphaned(stopping: threading.Event, stop: Any,
+                        interval: float = 1.0) -> None:
+    """Stop this worker if ``serve`` dies without stopping it (SIGKILL, a crash): an
+    orphan would keep the DICOM port, and a new ``serve`` could not bind it."""
+    parent = os.getppid()
+    while not stopping.wait(interval):
+        if os.getppid() != parent:
+            log.error("the serve process (pid %d) is gone; this worker stops", parent)
+            stop(signal.SIGTERM, None)
+            return
 
 
 class WorkerPool:
