@@ -268,7 +268,8 @@ class WorkerPool:
             [*WORKER_COMMAND, str(index), str(self.count), str(sock_fd), str(slots_fd)],
             stdin=subprocess.PIPE, pass_fds=(sock_fd, slots_fd))
         assert proc.stdin is not None
-        with proc.stdin:
+        # A worker that died at once is restarted by watch(); its closed pipe is no error.
+        with contextlib.suppress(BrokenPipeError), proc.stdin:
             proc.stdin.write(self._settings_pickle)
         self._procs[index] = proc
 
