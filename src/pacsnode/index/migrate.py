@@ -63,6 +63,4 @@ def upgrade(engine: Engine) -> None:
         return
     from alembic import command
 
-    if current_revision(engine) == head_revision():
-        return
-    command.upgrade(_config(engine), "head")
+    command.upgrade(_config(engine), "head")  # Alembic applies only what is missing
