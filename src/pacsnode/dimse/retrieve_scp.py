@@ -68,7 +68,7 @@ from pacsnode.core.retrieve import Selection, select_instances
 from pacsnode.core.transcode import UNCOMPRESSED
 from pacsnode.dimse import command_set, direct_send, statuses
 from pacsnode.dimse.qr_models import MODELS, Refused, query_level
-from pacsnode.dimse.reactor import ReactorCheckpoint, pause_reactor
+from pacsnode.dimse.reactor import pause_reactor
 from pacsnode.dimse.requestor import requestor
 from pacsnode.dimse.store_suboperations import StoreSender
 from pacsnode.index.levels import Level
@@ -475,7 +475,6 @@ class RetrieveService:
         if not assoc.is_established:
             why = "rejected" if assoc.is_rejected else "failed (no connection, or aborted)"
             raise ConnectionError(f"association with {peer.aet}@{peer.host}:{peer.port} {why}")
-        assoc._reactor_checkpoint = ReactorCheckpoint()  # type: ignore[assignment]
         return assoc
 
     def serve(self, scp: QueryRetrieveServiceClass, req: C_MOVE | C_GET,

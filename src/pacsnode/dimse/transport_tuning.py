@@ -15,6 +15,8 @@
 * No deep copy of every supported presentation context for each association (~50 ms of CPU
   with 170 storage SOP classes × 45 transfer syntaxes); negotiation only reads them.
 * pynetdicom's polling sleeps wake on events instead (see :mod:`pacsnode.dimse.wakeups`).
+* An association's reactor thread cannot take the response a sender waits for (see
+  :mod:`pacsnode.dimse.reactor`).
 * pynetdicom validates every UID of every primitive by building a pydicom ``UID`` again;
   with ``ENFORCE_UID_CONFORMANCE`` off (its default) the check is only type and length,
   which :func:`_validate_ui` does directly.
@@ -33,7 +35,7 @@ import pynetdicom.transport
 from pynetdicom import _config
 from pynetdicom.transport import AssociationSocket
 
-from pacsnode.dimse import direct_send, wakeups
+from pacsnode.dimse import direct_send, reactor, wakeups
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +146,8 @@ def install(max_pdu_size: int) -> None:
         if self.socket is not None and self.socket.gettimeout() is None and timeout:
             self.socket.settimeout(timeout)
         wakeups.attach(self)
+        if self.assoc is not None:
+            reactor.adopt(self.assoc)
 
     AssociationSocket.__init__ = _init  # type: ignore[method-assign]
     AssociationSocket.recv = _recv  # type: ignore[method-assign]
@@ -152,6 +156,7 @@ def install(max_pdu_size: int) -> None:
     pynetdicom.transport.deepcopy = _shallow_copy  # type: ignore[assignment]
     logging.getLogger("pynetdicom").addFilter(_QuietAbortFilter())
     direct_send.install()
+    reactor.install()
     wakeups.install()
     if not _config.ENFORCE_UID_CONFORMANCE:
         _config.VALIDATORS["UI"] = _validate_ui
