@@ -315,12 +315,14 @@ def test_import_reports_bad_files(server: PacsnodeServer, tmp_path: Path) -> Non
 
 
 def test_cancel_stops_the_matches(pacsnode_server: Any, tmp_path: Path) -> None:
-    """findscu sends C-CANCEL after two responses; of 300 matches at most half go out, and
-    the final status is Cancel (0xFE00) (the Q/R C-FIND's backpressure and cancel check)."""
+    """findscu sends C-CANCEL after two responses; of 1,000 matches at most half go out, and
+    the final status is Cancel (0xFE00) (the Q/R C-FIND's backpressure and cancel check).
+    What goes out meanwhile is a few milliseconds' worth of responses, more on a loaded
+    machine (166 of 300 seen under a parallel test run), hence the many matches."""
     server = pacsnode_server()
     archive = Archive.open(server.data_dir, db=server.db)
     try:
-        for n in range(300):
+        for n in range(1000):
             worklist.add(archive.engine, worklist.dataset_from_fields(
                 patient_name=f"MANY^{n}", patient_id=f"M{n}", modality="CT",
                 station_aet="CT9", start="20240401"))
@@ -333,7 +335,7 @@ def test_cancel_stops_the_matches(pacsnode_server: Any, tmp_path: Path) -> None:
     query.PatientName = ""
     query.ScheduledProcedureStepSequence = [sps]
     responses, output = find_worklist(server, work, query, "--cancel", "2")
-    assert 2 <= len(responses) < 150, len(responses)
+    assert 2 <= len(responses) < 500, len(responses)
     assert "Final Find Response (Cancel: MatchingTerminatedDueToCancelRequest)" in output, \
         output[-2000:]
     assert server.alive()
