@@ -6,11 +6,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
-# Test processes (pytest-xdist, one test file per process at a time; 0: the suite runs in
-# this process, one test after another). TEST_JOBS=auto takes about half the time on two
-# CPUs; serial by default while an intermittent stall of `pacsnode send` under that load
-# is not fixed (see bench/README, session 7).
-TEST_JOBS ?= 0
+# Test processes (pytest-xdist, one test file per process at a time, one process per CPU;
+# TEST_JOBS=0 runs the suite in this process, one test after another, in about twice the
+# time on two CPUs).
+TEST_JOBS ?= auto
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: serve install test test-deps lint typecheck unit bench clean
