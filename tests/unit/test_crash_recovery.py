@@ -57,17 +57,45 @@ archive = Archive.open(data_dir, db=db or None, aet=aet)
 print(archive.ingest(path, sending_aet="MODALITY"))
 """
 
+DELETE_CHILD = f"""
+import os, sys
+from pacsnode.core.archive import Archive
+from pacsnode.storage.filesystem import FileSystemStore
+
+data_dir, db, uid = sys.argv[1:4]
+
+def crash(*args, **kwargs):
+    os._exit({CRASH_EXIT})
+
+FileSystemStore.delete_many = crash
+Archive.open(data_dir, db=db or None).delete(uid)
+"""
+
+
+def _child_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(SRC), *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
+def crash_during_delete(data_dir: Path, db_url: str | None, uid: str) -> None:
+    """Delete ``uid`` in a subprocess that dies once the index change is committed, before
+    any file is removed."""
+    proc = subprocess.run([sys.executable, "-c", DELETE_CHILD, str(data_dir), db_url or "",
+                           uid], capture_output=True, text=True, timeout=120,
+                          env=_child_env())
+    assert proc.returncode == CRASH_EXIT, (
+        f"the delete did not reach its files: exit {proc.returncode}\n"
+        f"{proc.stdout}{proc.stderr}")
+
 
 def crash_during_ingest(tmp_path: Path, data_dir: Path, db_url: str | None, ds: Dataset,
                         where: str, aet: str = "PACSNODE") -> None:
     """Ingest ``ds`` in a subprocess that dies at ``where``."""
     source = tmp_path / f"{ds.SOPInstanceUID}.dcm"
     source.write_bytes(part10(ds))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(SRC), *filter(None, [os.environ.get("PYTHONPATH")])])}
     proc = subprocess.run([sys.executable, "-c", CHILD, str(data_dir), db_url or "",
                            str(source), where, aet],
-                          capture_output=True, text=True, timeout=120, env=env)
+                          capture_output=True, text=True, timeout=120, env=_child_env())
     assert proc.returncode == CRASH_EXIT, (
         f"the ingest did not reach {where}: exit {proc.returncode}\n{proc.stdout}{proc.stderr}")
 
@@ -273,6 +301,78 @@ def test_crash_after_commit_before_the_replaced_file_is_deleted(
     assert not old_file.exists()
     assert_index_matches(archive, [v2])
     assert archive.check().problems == []
+
+
+# -- crashes during a delete ---------------------------------------------------------------
+
+def _series(n: int, **kwargs: object) -> list[Dataset]:
+    first = make_dataset(**kwargs)  # type: ignore[arg-type]
+    return [first] + [make_dataset(study_uid=first.StudyInstanceUID,  # type: ignore[arg-type]
+                                   series_uid=first.SeriesInstanceUID, instance_number=i,
+                                   pixel_seed=i, **kwargs) for i in range(2, n + 1)]
+
+
+def test_crash_in_a_delete_leaves_files_that_repair_removes_not_adopts(
+        archive: Archive, data_dir: Path, db_url: str | None) -> None:
+    kept = make_dataset(patient_id="KEPT")
+    doomed = _series(3, patient_id="DOOMED")
+    ingest_all(archive, [kept, *doomed])
+    kept_files = {p for p in blob_files(data_dir) if p.name.startswith(kept.SOPInstanceUID)}
+
+    crash_during_delete(data_dir, db_url, doomed[0].SeriesInstanceUID)
+
+    # The index change is committed; the files are still there, recorded as to be removed.
+    assert_index_matches(archive, [kept])
+    left = sorted(p.relative_to(data_dir / "files").as_posix()
+                  for p in blob_files(data_dir) - kept_files)
+    assert len(left) == 3
+    assert archive.pending_deletes() == left
+    report = archive.check()
+    assert report.problems == [Problem("interrupted delete", key,
+                                       detail="the instance was deleted; its file was not")
+                               for key in left]
+    assert not report.ok
+
+    repaired = archive.check(repair=True)
+    assert [(p.kind, p.action) for p in repaired.problems] == \
+        [("interrupted delete", "removed")] * 3
+    assert blob_files(data_dir) == kept_files
+    for ds in doomed:  # deleted for good, not adopted back
+        assert archive.find(ds.SOPInstanceUID) is None
+    assert_index_matches(archive, [kept])
+    assert archive.pending_deletes() == []
+    assert archive.check().problems == []
+
+
+def test_finish_deletes_removes_what_a_crash_left(archive: Archive, data_dir: Path,
+                                                  db_url: str | None) -> None:
+    doomed = _series(2, patient_id="DOOMED")
+    ingest_all(archive, doomed)
+    crash_during_delete(data_dir, db_url, "DOOMED")
+    assert len(blob_files(data_dir)) == 2
+
+    assert len(archive.finish_deletes()) == 2  # what ``serve`` does as it starts
+    assert blob_files(data_dir) == set()
+    assert archive.pending_deletes() == []
+    assert archive.patients() == []
+    assert archive.check().problems == []
+
+
+def test_a_file_stored_again_after_an_interrupted_delete_is_kept(
+        archive: Archive, data_dir: Path, db_url: str | None) -> None:
+    ds = make_dataset(patient_id="BACK")
+    ingest_all(archive, [ds])
+    [path] = blob_files(data_dir)
+    crash_during_delete(data_dir, db_url, ds.SOPInstanceUID)
+    ingest_all(archive, [ds])  # the same bytes again: the same key, the file already there
+
+    assert archive.check().problems == []  # indexed again: not an interrupted delete
+    archive.finish_deletes()
+    assert path.exists()
+    assert archive.pending_deletes() == []
+    assert_index_matches(archive, [ds])
+    assert data_set_bytes(stored_bytes(archive, ds.SOPInstanceUID)) == \
+        data_set_bytes(part10(ds))
 
 
 # -- damage done by hand ------------------------------------------------------------------

@@ -70,6 +70,7 @@ def serve(config_file: Path | None, **cli: Any) -> None:
         raise click.ClickException(str(exc)) from exc
     for temp in archive.store.stale_temps(STALE_TEMP_SECONDS):
         archive.store.discard_temp(temp)
+    archive.finish_deletes()  # files a crash left behind in the middle of a delete
     flusher = index_flush.IndexFlusher(archive, owner=True)
     flusher.start()  # after an unclean stop, completes the index first
     counts = archive.counts()

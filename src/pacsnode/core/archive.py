@@ -25,7 +25,7 @@ from pacsnode.core import consistency
 from pacsnode.core.group_commit import GroupCommitter
 from pacsnode.core.ingest import Expectation, Ingestor, Spooled
 from pacsnode.core.results import DeleteResult, IngestResult, Node, Outcome, RejectReason
-from pacsnode.index import dicom_json, migrate, writer
+from pacsnode.index import dicom_json, migrate, pending_deletes, writer
 from pacsnode.index import metadata as index_metadata
 from pacsnode.index import search as search_index
 from pacsnode.index.engine import create_engine, read_transaction, write_transaction
@@ -292,7 +292,10 @@ class Archive:
 
     def delete(self, uid: str) -> DeleteResult | None:
         """Remove a patient (by Patient ID), study, series or instance: index rows first (so
-        nothing refers to a missing file), then files. ``None`` if the UID is unknown."""
+        nothing refers to a missing file), then files, for good once this returns. ``None``
+        if the UID is unknown. The files to remove are recorded with the index change, so
+        that files a crash leaves behind are removed later (:meth:`finish_deletes`), never
+        adopted back."""
         node = self.find(uid)
         if node is None:
             return None
@@ -303,10 +306,31 @@ class Archive:
             writer.remove_instances(conn, rows)
             if level is Level.PATIENT:
                 conn.execute(patient.delete().where(patient.c.pk == node.columns["pk"]))
-        for row in rows:
-            self.store.delete(row["storage_key"])
+            keys = [row["storage_key"] for row in rows]
+            pending_deletes.record(conn, keys)
+        self._remove_files(keys)
         log.info("deleted %s %s (%d instances)", level.value.lower(), uid, len(rows))
         return DeleteResult(level=level.value, uid=uid, instances=len(rows))
+
+    def _remove_files(self, keys: Sequence[str]) -> None:
+        """Remove the recorded files ``keys`` of deleted instances, and their records."""
+        self.store.delete_many(pending_deletes.unindexed(self.engine, keys))
+        with write_transaction(self.engine) as conn:
+            pending_deletes.forget(conn, keys)
+
+    def pending_deletes(self) -> list[str]:
+        """Storage keys of deleted instances whose files a crash may have left behind."""
+        return pending_deletes.pending(self.engine)
+
+    def finish_deletes(self) -> list[str]:
+        """Remove the files of deletes a crash interrupted (``serve`` does this as it
+        starts, ``check --repair`` too); returns their keys. A file whose instance was
+        stored again since is kept."""
+        keys = self.pending_deletes()
+        if keys:
+            self._remove_files(keys)
+            log.warning("finished %d interrupted file deletion(s)", len(keys))
+        return keys
 
     # -- consistency ----------------------------------------------------------------------
 

@@ -4,8 +4,11 @@ Memory stays bounded at any archive size: index rows are streamed, and files fou
 are looked up in the index in batches.
 
 What a crash can leave, given the ingest order (file durable → index commit → old file
-deleted), and what ``repair`` does about it:
+deleted) and the delete order (index rows removed and the files recorded as pending
+deletion → files removed → record dropped), and what ``repair`` does about it:
 
+* a file recorded as pending deletion: a delete was interrupted. It is removed (``serve``
+  does this as it starts, too).
 * an *orphan file* whose SOP Instance UID is not indexed: a complete instance whose index
   commit was lost (power cut). It is adopted (indexed).
 * an orphan whose SOP Instance UID is indexed under another file: superseded by a replace
@@ -34,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import pydicom
 import sqlalchemy as sa
 
-from pacsnode.index import writer
+from pacsnode.index import pending_deletes, writer
 from pacsnode.index.engine import read_transaction, write_transaction
 from pacsnode.index.schema import instance, series, study
 
@@ -180,12 +183,26 @@ def _handle_orphan(archive: Archive, key: str, repair: bool) -> Problem:
                    else f"rejected: {result.detail}")
 
 
+def _check_pending_deletes(archive: Archive, report: CheckReport, repair: bool) -> set[str]:
+    """Report (and with ``repair`` remove) the files of interrupted deletes; the keys of
+    those still there."""
+    left = {key for key in pending_deletes.unindexed(archive.engine, archive.pending_deletes())
+            if archive.store.exists(key)}
+    if repair:
+        archive.finish_deletes()
+    for key in sorted(left):
+        report.problems.append(Problem("interrupted delete", key,
+                                       detail="the instance was deleted; its file was not",
+                                       action="removed" if repair else ""))
+    return set() if repair else left
+
+
 def _check_files(archive: Archive, report: CheckReport, repair: bool,
-                 tick: Callable[[], None]) -> None:
+                 tick: Callable[[], None], pending: set[str]) -> None:
     def flush(batch: list[str]) -> None:
         known = _indexed_keys(archive, batch)
         for key in batch:
-            if key not in known:
+            if key not in known and key not in pending:
                 report.problems.append(_handle_orphan(archive, key, repair))
 
     batch: list[str] = []
@@ -215,8 +232,9 @@ def check(archive: Archive, *, repair: bool = False, verify_hashes: bool = False
         if progress is not None:
             progress.update(1)
 
+    pending = _check_pending_deletes(archive, report, repair)
     _check_rows(archive, report, repair, verify_hashes, tick)
-    _check_files(archive, report, repair, tick)
+    _check_files(archive, report, repair, tick, pending)
     for problem in report.problems:
         log.warning("check: %s %s %s %s", problem.kind, problem.key, problem.detail,
                     problem.action)

@@ -245,3 +245,13 @@ index_state = sa.Table(
     sa.Column("name", sa.String(32), primary_key=True),
     sa.Column("value", sa.Float, nullable=False),
 )
+
+# Files of deleted instances not yet removed (pacsnode.index.pending_deletes): a row is
+# committed with the delete and dropped once the file is gone, so that a file a crash left
+# behind is finished off, not adopted back into the index. Migration 0009.
+pending_delete = sa.Table(
+    "pending_delete",
+    metadata,
+    sa.Column("storage_key", sa.String(512), primary_key=True),
+    sa.Column("deleted_at", sa.Float, nullable=False),
+)

@@ -9,7 +9,7 @@ durable and gives it its key atomically, ``discard_temp()`` removes the temporar
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -50,7 +50,11 @@ class BlobStore(Protocol):
         """Whether a blob is stored at ``key``."""
 
     def delete(self, key: str) -> None:
-        """Remove a blob; removing a missing blob is not an error."""
+        """Remove a blob no index row refers to (a power cut may bring it back, and
+        ``check`` then finds it); removing a missing blob is not an error."""
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Remove blobs for good: once it returns, a power cut does not bring them back."""
 
     def keys(self) -> Iterator[str]:
         """Every stored blob's key (temporary files excluded)."""

@@ -12,7 +12,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
@@ -77,6 +77,11 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _fsync_dir_if_there(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):  # emptied and removed by a later delete
+        _fsync_dir(path)
 
 
 class FileSystemStore:
@@ -178,10 +183,22 @@ class FileSystemStore:
         return self.path_of(key).is_file()
 
     def delete(self, key: str) -> None:
+        self._unlink(key)
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Remove the blobs ``keys``, then flush each directory that lost an entry, so that
+        a power cut does not bring them back."""
+        changed = dict.fromkeys(self._unlink(key) for key in keys)
+        if self.fsync:
+            for future in [_pool().submit(_fsync_dir_if_there, d) for d in changed]:
+                future.result()
+
+    def _unlink(self, key: str) -> Path:
+        """Remove ``key``'s file and the directories it leaves empty (so deleted studies
+        leave no litter); the directory that holds the last entry removed."""
         path = self.path_of(key)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        # Remove now-empty directories up to the root, so deleted studies leave no litter.
         parent = path.parent
         while parent != self.root and parent != self.temp_dir:
             try:
@@ -189,6 +206,7 @@ class FileSystemStore:
             except OSError:
                 break
             parent = parent.parent
+        return parent
 
     def keys(self) -> Iterator[str]:
         for dirpath, dirnames, filenames in os.walk(self.root):
