@@ -47,3 +47,24 @@ def _opens_with_alembic(data_dir: Path) -> bool:
 def test_opening_a_current_index_does_not_load_alembic(tmp_path: Path) -> None:
     assert _opens_with_alembic(tmp_path / "data")  # created: migrated with Alembic
     assert not _opens_with_alembic(tmp_path / "data")
+
+
+def test_an_isolated_upgrade_migrates_in_a_child_process(tmp_path: Path,
+                                                         db_url: str | None) -> None:
+    """What ``serve`` does: a new index is created at HEAD, Alembic never loaded here."""
+    url = db_url or f"sqlite:///{tmp_path / 'index.sqlite'}"
+    code = ("import sys\n"
+            "from pacsnode.index import migrate\n"
+            "from pacsnode.index.engine import create_engine\n"
+            "engine = create_engine(sys.stdin.read())\n"
+            "migrate.upgrade(engine, isolated=True)\n"
+            "print(migrate.recorded_revision(engine), 'alembic' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], input=url, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [migrate.HEAD, "False"]
+    engine = create_engine(url)
+    try:
+        assert migrate.current_revision(engine) == migrate.HEAD  # Alembic agrees
+    finally:
+        engine.dispose()

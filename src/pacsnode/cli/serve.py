@@ -62,7 +62,7 @@ def serve(config_file: Path | None, **cli: Any) -> None:
     """Run the PACS: store (C-STORE), answer queries and retrieves (C-FIND, C-MOVE, C-GET)
     and C-ECHO until stopped (Ctrl-C, SIGTERM)."""
     settings = settings_from(config_file, **cli)
-    archive = Archive(settings)
+    archive = Archive(settings, migrate_isolated=True)  # Alembic stays out of serve
     try:
         study_complete = StudyCompleteWatcher(archive, settings)
     except ConfigError as exc:

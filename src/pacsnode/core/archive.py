@@ -77,12 +77,13 @@ class Archive:
     processes may open the same archive at once.
     """
 
-    def __init__(self, settings: Settings, *, migrate_schema: bool = True) -> None:
+    def __init__(self, settings: Settings, *, migrate_schema: bool = True,
+                 migrate_isolated: bool = False) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = create_engine(settings.db_url)
         if migrate_schema:
-            migrate.upgrade(self.engine)
+            migrate.upgrade(self.engine, isolated=migrate_isolated)
         self.store = FileSystemStore(settings.data_dir / "files", fsync=settings.fsync)
         #: the ingest steps (its ``flush_index`` is switched by pacsnode.core.index_flush)
         self.ingestor = Ingestor(self.engine, self.store, aet=settings.aet,

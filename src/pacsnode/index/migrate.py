@@ -1,12 +1,15 @@
 """Bringing an index database to the current schema with Alembic.
 
 Alembic is imported only here, and only when a database is not at :data:`HEAD`: a process
-that opens a current index never loads it (about 12 MiB, which ``serve`` would otherwise
-keep for as long as it runs).
+that opens a current index never loads it (about 8 MiB, which ``serve`` would otherwise
+keep for as long as it runs). ``serve`` migrates a new or older index in a child process
+(:func:`upgrade` with ``isolated``), so that it never loads Alembic at all.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,10 +60,30 @@ def recorded_revision(engine: Engine) -> str | None:
     return str(rows[0][0]) if len(rows) == 1 else None
 
 
-def upgrade(engine: Engine) -> None:
-    """Apply every migration the database lacks (a no-op when it is current)."""
+def upgrade(engine: Engine, *, isolated: bool = False) -> None:
+    """Apply every migration the database lacks (a no-op when it is current); with
+    ``isolated``, in a child process (``python -m pacsnode.index.migrate``, the URL on its
+    standard input), unless the database lives in this process's memory."""
     if recorded_revision(engine) == HEAD:
+        return
+    if isolated and engine.url.database not in (None, "", ":memory:"):
+        child = subprocess.run(
+            [sys.executable, "-m", __name__],
+            input=engine.url.render_as_string(hide_password=False), text=True,
+            capture_output=True, check=False)
+        if child.returncode != 0:
+            raise RuntimeError(f"migrating the index failed:\n{child.stderr.strip()}")
         return
     from alembic import command
 
     command.upgrade(_config(engine), "head")  # Alembic applies only what is missing
+
+
+if __name__ == "__main__":
+    from pacsnode.index.engine import create_engine
+
+    _engine = create_engine(sys.stdin.read().strip())
+    try:
+        upgrade(_engine)
+    finally:
+        _engine.dispose()
