@@ -72,12 +72,15 @@ class Spooled:
     """A received data set already written in pacsnode's file layout (preamble, pacsnode's
     file meta, then the data set bytes as received) in the store's temporary directory,
     with the SHA-256 of the data set bytes computed while it was written (``digest`` empty:
-    not computed; the core hashes the file)."""
+    not computed; the core hashes the file). ``sync`` and ``digesting``: the file's fsync
+    and hash, when :meth:`Ingestor.start_spooled` started them as the last byte arrived."""
 
     path: Path
     digest: str
     data_offset: int
     size: int
+    sync: Future[None] | None = None
+    digesting: Future[str] | None = None
 
 
 @dataclass
@@ -222,14 +225,21 @@ class Ingestor:
             return prepared
         return self.commit_prepared([prepared])[0]
 
+    def start_spooled(self, path: Path, data_offset: int,
+                      hashed: bool) -> tuple[Future[None], Future[str] | None]:
+        """Start a complete spool file's fsync and, unless ``hashed``, the hash of its data
+        set, in the background. The C-STORE receiver calls this from the network thread as
+        the last fragment is written, so both run while the request reaches its handler."""
+        return (self.store.start_sync(path),
+                None if hashed else _digest_pool.submit(_file_digest, path, data_offset))
+
     def prepare_spooled(self, spooled: Spooled, expect: Expectation,
                         sending_aet: str = "") -> Prepared | IngestResult:
         """Steps 1 and 3 begun: the file's fsync is started, then its header is parsed
         and checked meanwhile. A rejection is returned as the result; otherwise
         :meth:`commit_prepared` finishes (for one or several prepared files at once)."""
-        sync = self.store.start_sync(spooled.path)
-        digesting = (None if spooled.digest else
-                     _digest_pool.submit(_file_digest, spooled.path, spooled.data_offset))
+        sync, digesting = (spooled.sync, spooled.digesting) if spooled.sync is not None \
+            else self.start_spooled(spooled.path, spooled.data_offset, bool(spooled.digest))
         with open(spooled.path, "rb") as fp:
             inspected = self._inspect(fp, expect, spooled.data_offset)
         if isinstance(inspected, IngestResult):

@@ -23,6 +23,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,10 @@ def _load_sync_file_range() -> Callable[[int, int, int], None] | None:
 
 _start_writeback = _load_sync_file_range()
 
+#: :meth:`pacsnode.core.ingest.Ingestor.start_spooled`: (path, data offset, hashed) ->
+#: the fsync and the hash (None if hashed), started
+StartSpooled = Callable[[Path, int, bool], "tuple[Future[None], Future[str] | None]"]
+
 
 class SpoolFile:
     """The file-like object pynetdicom spools a C-STORE data set into (see module doc).
@@ -76,6 +81,7 @@ class SpoolFile:
         self.foreign = False  # pynetdicom's own file meta was written: not in our layout
         self.size = 0
         self.file = self  # pynetdicom calls ``._data_set_file.file.flush()``
+        self._started: tuple[Future[None], Future[str] | None] | None = None
 
     def begin(self, header: bytes) -> None:
         """Write pacsnode's preamble and file meta; what follows is the data set."""
@@ -108,6 +114,12 @@ class SpoolFile:
     def flush(self) -> None:
         """Nothing to do: every write goes straight to the file descriptor."""
 
+    def complete(self, start: StartSpooled) -> None:
+        """The whole data set is written: ``start`` its fsync (and hash) now (once)."""
+        if self.data_offset is None or self.foreign or self._started is not None:
+            return
+        self._started = start(self.path, self.data_offset, self._hash is not None)
+
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
@@ -117,9 +129,11 @@ class SpoolFile:
         """The spooled file for the core, or None if pacsnode's header was never written."""
         if self.data_offset is None or self.foreign:
             return None
+        sync, digesting = self._started if self._started is not None else (None, None)
         return Spooled(path=self.path,
                        digest=self._hash.hexdigest() if self._hash is not None else "",
-                       data_offset=self.data_offset, size=self.size)
+                       data_offset=self.data_offset, size=self.size, sync=sync,
+                       digesting=digesting)
 
 
 _counter = 0

@@ -438,7 +438,7 @@ def get(peer: Peer, identifier: Dataset, archive: Archive, *, model: str = "stud
     settings = archive.settings
     calling_aet = calling_aet or settings.aet
     _config.STORE_RECV_CHUNKED_DATASET = True  # bounded memory: spool to disk as it comes
-    spool.install(archive.store.temp_dir, calling_aet)
+    spool.install(archive.store.temp_dir, calling_aet, archive.ingestor.start_spooled)
     ae = scu._ae(calling_aet, timeout)
     transport_tuning.install(settings.max_pdu_size)
     contexts = get_contexts(model)

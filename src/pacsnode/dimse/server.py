@@ -105,7 +105,7 @@ def build_ae(settings: Settings, ae_class: type[AE] = AE) -> AE:
 
 def start(settings: Settings, archive: Archive) -> AssociationServer:
     """Start listening (non-blocking); returns the server to ``shutdown()`` later."""
-    spool.install(archive.store.temp_dir, settings.aet)
+    spool.install(archive.store.temp_dir, settings.aet, archive.ingestor.start_spooled)
     services.install_access_policy(archive, settings)
     ae = build_ae(settings)
     handlers = services.handlers(archive, settings)

@@ -32,19 +32,22 @@ import pynetdicom.dimse_messages
 from pydicom.dataset import FileMetaDataset
 
 from pacsnode.core.dicom_file import file_header
-from pacsnode.core.spool_file import SpoolFile
+from pacsnode.core.spool_file import SpoolFile, StartSpooled
 
 __all__ = ["SpoolFile", "install"]
 
 _original_write_meta = pynetdicom.dimse_messages.write_file_meta_info
+_original_decode_msg = pynetdicom.dimse_messages.DIMSEMessage.decode_msg
 _original_temp_file = pynetdicom.dimse_messages.NamedTemporaryFile
 
 
 class _Spooler:
-    """Where spool files go and whose AE title goes in their file meta."""
+    """Where spool files go, whose AE title goes in their file meta, and what starts a
+    complete one's fsync and hash."""
 
     directory: Path | None = None
     aet: str = ""
+    start: StartSpooled | None = None
 
 
 def _temp_file(*args: Any, **kwargs: Any) -> Any:
@@ -82,12 +85,23 @@ def _write_meta(fp: Any, file_meta: FileMetaDataset, *args: Any, **kwargs: Any) 
     fp.begin(header)
 
 
-def install(directory: Path, aet: str) -> None:
+def _decode_msg(self: Any, primitive: Any, assoc: Any = None) -> bool:
+    complete: bool = _original_decode_msg(self, primitive, assoc)
+    spool = self._data_set_file
+    if complete and isinstance(spool, SpoolFile) and _Spooler.start is not None:
+        spool.complete(_Spooler.start)  # still in the network thread, before dispatch
+    return complete
+
+
+def install(directory: Path, aet: str, start: StartSpooled | None = None) -> None:
     """Spool received data sets into ``directory`` with pacsnode's file meta (idempotent).
     Anything else in pynetdicom that makes a temporary file puts it there too, on the
-    store's volume."""
+    store's volume. ``start`` (:meth:`pacsnode.core.ingest.Ingestor.start_spooled`) is
+    called as a data set's last fragment is written."""
     tempfile.tempdir = str(directory)
     _Spooler.directory = directory
     _Spooler.aet = aet
+    _Spooler.start = start
+    pynetdicom.dimse_messages.DIMSEMessage.decode_msg = _decode_msg  # type: ignore[method-assign]
     pynetdicom.dimse_messages.NamedTemporaryFile = _temp_file
     pynetdicom.dimse_messages.write_file_meta_info = _write_meta

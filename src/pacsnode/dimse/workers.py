@@ -188,7 +188,7 @@ def serve_shared(settings: Settings, archive: Any, sock: socket.socket,
     from pacsnode.dimse import services, spool
     from pacsnode.dimse.server import build_ae
 
-    spool.install(archive.store.temp_dir, settings.aet)
+    spool.install(archive.store.temp_dir, settings.aet, archive.ingestor.start_spooled)
     services.install_access_policy(archive, settings)
     PooledAE.slots, PooledAE.index = slots, index
     ae = build_ae(settings, ae_class=PooledAE)
