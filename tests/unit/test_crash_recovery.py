@@ -366,6 +366,7 @@ def test_a_file_stored_again_after_an_interrupted_delete_is_kept(
     crash_during_delete(data_dir, db_url, ds.SOPInstanceUID)
     ingest_all(archive, [ds])  # the same bytes again: the same key, the file already there
 
+    assert archive.pending_deletes() == []  # dropped by that ingest's (flushed) commit
     assert archive.check().problems == []  # indexed again: not an interrupted delete
     archive.finish_deletes()
     assert path.exists()

@@ -46,7 +46,7 @@ from sqlalchemy.engine import Engine
 
 from pacsnode.core import dicom_file
 from pacsnode.core.results import IngestResult, Outcome, RejectReason
-from pacsnode.index import records, writer
+from pacsnode.index import pending_deletes, records, writer
 from pacsnode.index.engine import read_transaction, write_transaction
 from pacsnode.storage.base import StorageError
 from pacsnode.storage.filesystem import FileSystemStore
@@ -368,10 +368,17 @@ class Ingestor:
                 existing_size = self.store.size(p.key)  # meta (AE title): index it as is
                 p.file_row.update(file_size=existing_size,
                                   data_offset=existing_size - (p.size - p.offset))
+        # A key that was already there unindexed is normally the file of a delete a crash
+        # interrupted: its record goes with this commit, which is then flushed, so that a
+        # power cut cannot leave the record to remove a file this ingest acknowledged.
+        found = [p.key for p in batch if not p.created]
         for _attempt in range(5):
             decisions: dict[int, tuple[Outcome, dict[str, Any] | None]] = {}
             try:
-                with write_transaction(self.engine, flush=self.flush_index) as conn:
+                with write_transaction(self.engine,
+                                       flush=self.flush_index or bool(found)) as conn:
+                    if found:
+                        pending_deletes.forget(conn, found)
                     # the rows above the batch's instances, locked in one order by every
                     # transaction, so that concurrent ones (PostgreSQL) rarely deadlock
                     writer.lock_parents(conn, [p.record for p in batch])
