@@ -368,9 +368,10 @@ class Ingestor:
                 existing_size = self.store.size(p.key)  # meta (AE title): index it as is
                 p.file_row.update(file_size=existing_size,
                                   data_offset=existing_size - (p.size - p.offset))
-        # A key that was already there unindexed is normally the file of a delete a crash
-        # interrupted: its record goes with this commit, which is then flushed, so that a
-        # power cut cannot leave the record to remove a file this ingest acknowledged.
+        # A key that was already there is the file of an instance stored before (a re-send)
+        # or of a delete a crash interrupted: any record of that delete goes with this
+        # commit, which is then flushed, so that a power cut cannot leave the record to
+        # remove a file this ingest acknowledged.
         found = [p.key for p in batch if not p.created]
         for _attempt in range(5):
             decisions: dict[int, tuple[Outcome, dict[str, Any] | None]] = {}

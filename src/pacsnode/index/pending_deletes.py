@@ -30,10 +30,8 @@ def _chunks(keys: Sequence[str]) -> Iterator[Sequence[str]]:
 def record(conn: Connection, keys: Sequence[str]) -> None:
     """Record, in the caller's delete transaction, that the files ``keys`` are to go."""
     now = time.time()
+    forget(conn, keys)  # a key may be recorded already, by an earlier, interrupted delete
     for chunk in _chunks(keys):
-        # A key may be recorded already: its content was stored again after an earlier
-        # delete was interrupted, and is deleted again now.
-        conn.execute(pending_delete.delete().where(pending_delete.c.storage_key.in_(chunk)))
         conn.execute(pending_delete.insert(),
                      [{"storage_key": key, "deleted_at": now} for key in chunk])
 
